@@ -1,0 +1,104 @@
+"""The composition root: settings in, a wired ``web.Application`` out. No logic lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+from aiohttp import web
+
+from .config import Settings
+from .cookies import CookieCodec
+from .errors import StoreUnavailable
+from .handlers import auth, logout, probe
+from .handlers import proxy as proxy_handler
+from .keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, ROUTER, SETTINGS, STORE, UPSTREAM_HTTP
+from .middlewares import errors, request_context, stamp_request_id
+from .oidc.client import Client
+from .oidc.discovery import Provider
+from .sessions.backend import Backend
+from .sessions.memory_store import MemoryBackend
+from .sessions.redis_store import RedisBackend
+from .sessions.store import SessionStore
+from .upstream import Router
+
+log = logging.getLogger(__name__)
+
+BackendFactory = Callable[[Settings], Backend]
+
+
+def default_backend(settings: Settings) -> Backend:
+    if settings.session.store == "memory":
+        return MemoryBackend()
+    return RedisBackend.from_url(settings.session.redis_url.get_secret_value())
+
+
+def _store_ctx(make_backend: BackendFactory) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+        store = SessionStore(make_backend(app[SETTINGS]))
+        try:
+            await store.ping()
+        except StoreUnavailable as exc:
+            # Stay up: /ready reports it and requests fail closed until the store is back.
+            log.warning("session store unavailable at start-up: %s", exc.message)
+        app[STORE] = store
+        yield
+        await store.backend.close()
+
+    return store_ctx
+
+
+async def provider_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    http = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=settings.provider.timeout),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        headers={"User-Agent": "auth-proxy"},
+    )
+    provider = Provider(settings.provider.issuer_url, http)
+    app[PROVIDER_HTTP] = http
+    app[PROVIDER] = provider
+    discovery = asyncio.ensure_future(provider.discover_until_ready())
+    yield
+    discovery.cancel()
+    await asyncio.gather(discovery, return_exceptions=True)
+    await http.close()
+
+
+async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
+    http = aiohttp.ClientSession(
+        auto_decompress=False,
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+        cookie_jar=aiohttp.DummyCookieJar(),  # never keep one user's upstream cookies for another
+        connector=aiohttp.TCPConnector(limit=1024),
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+    )
+    app[UPSTREAM_HTTP] = http
+    yield
+    await http.close()
+
+
+def create_app(settings: Settings, *, backend: BackendFactory = default_backend) -> web.Application:
+    prefix = settings.server.proxy_prefix
+    app = web.Application(middlewares=[request_context, errors])
+    app[SETTINGS] = settings
+    app[COOKIES] = CookieCodec(settings.cookie, settings.session.lifetime, login_path=prefix)
+    app[PROVIDER_CLIENT] = Client(
+        settings.provider.client_id, settings.provider.secret, tuple(settings.provider.scopes)
+    )
+    app[ROUTER] = Router(settings.upstreams)
+    app.cleanup_ctx.extend([_store_ctx(backend), provider_ctx, upstream_ctx])
+    app.on_response_prepare.append(stamp_request_id)
+
+    r = app.router
+    r.add_get(f"{prefix}/start", auth.start)
+    r.add_get(f"{prefix}/callback", auth.callback)
+    r.add_route("GET", f"{prefix}/sign_out", logout.sign_out)
+    r.add_route("POST", f"{prefix}/sign_out", logout.sign_out)
+    r.add_get(f"{prefix}/userinfo", probe.userinfo)
+    r.add_get("/ping", probe.ping)
+    r.add_get("/ready", probe.ready)
+    r.add_route("*", "/{tail:.*}", proxy_handler.proxy)
+    return app

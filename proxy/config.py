@@ -1,0 +1,306 @@
+"""Settings: one YAML file, every key overridable from the environment, validated once at start-up.
+
+Environment overrides use ``AUTH_PROXY_`` + section + ``__`` + key, upper case, e.g.
+``AUTH_PROXY_PROVIDER__CLIENT_SECRET``. Secrets may also come from files (``client_secret_file``,
+``secret_file``). Unknown keys are errors. Loading does no network I/O; connectivity is checked by
+the app's cleanup contexts and ``/ready``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """``"8h"``, ``"30m"``, ``"10s"``, ``"250ms"`` or a number of seconds → seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration such as '8h', '30m' or '10s' is required")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration such as '8h', '30m', '10s' or '250ms'")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _http_url(value: str, key: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{key} must be an absolute http(s) URL, got {value!r}")
+    return value
+
+
+def _read_secret(path: Path, key: str) -> SecretStr:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"{key}: cannot read {str(path)!r}: {exc.strerror}") from None
+    if not text:
+        raise ValueError(f"{key}: {str(path)!r} is empty")
+    return SecretStr(text)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Section):
+    listen: str = "0.0.0.0:4180"
+    """host:port to listen on."""
+    proxy_prefix: str = "/oauth"
+    """All of the proxy's own endpoints live under it."""
+    trust_forwarded_headers: bool = False
+    """Believe X-Forwarded-Proto/-Host/-For from the client (set true only behind a trusted proxy)."""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"must be host:port, got {value!r}")
+        return value
+
+    @field_validator("proxy_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
+            raise ValueError(f"must look like '/oauth' (a path, no trailing slash), got {value!r}")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]") or "0.0.0.0"
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class ProviderConfig(_Section):
+    issuer_url: str
+    """The issuer; discovery is read from <issuer>/.well-known/openid-configuration."""
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr | None = None
+    client_secret_file: Path | None = None
+    scopes: list[str] = ["openid", "email", "profile"]
+    redirect_url: str | None = None
+    """Default: <request origin><proxy_prefix>/callback."""
+    timeout: Duration = 10.0
+    """Timeout of each request to the provider."""
+
+    @field_validator("issuer_url")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        return _http_url(value, "issuer_url").rstrip("/")
+
+    @field_validator("redirect_url")
+    @classmethod
+    def _redirect(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value, "redirect_url")
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes(cls, value: list[str]) -> list[str]:
+        if "openid" not in value:
+            raise ValueError("must include 'openid'")
+        return value
+
+    @model_validator(mode="after")
+    def _secret(self) -> ProviderConfig:
+        if self.client_secret_file is not None:
+            if self.client_secret is not None:
+                raise ValueError("set client_secret or client_secret_file, not both")
+            object.__setattr__(
+                self, "client_secret", _read_secret(self.client_secret_file, "client_secret_file")
+            )
+        if self.client_secret is None or not self.client_secret.get_secret_value():
+            raise ValueError("client_secret (or client_secret_file) is required")
+        return self
+
+    @property
+    def secret(self) -> str:
+        assert self.client_secret is not None  # guaranteed by _secret
+        return self.client_secret.get_secret_value()
+
+
+class CookieConfig(_Section):
+    name: str = "_auth_proxy"
+    secret: SecretStr | None = None
+    """At least 32 bytes; keys for signing the cookie are derived from it."""
+    secret_file: Path | None = None
+    secure: bool = True
+    domain: str | None = None
+    samesite: Literal["lax", "strict", "none"] = "lax"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
+            raise ValueError(f"must be 1-64 characters of A-Z a-z 0-9 _ . -, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> CookieConfig:
+        if self.secret_file is not None:
+            if self.secret is not None:
+                raise ValueError("set secret or secret_file, not both")
+            object.__setattr__(self, "secret", _read_secret(self.secret_file, "secret_file"))
+        if self.secret is None or len(self.secret.get_secret_value().encode()) < 32:
+            raise ValueError("secret (or secret_file) of at least 32 bytes is required")
+        if self.samesite == "none" and not self.secure:
+            raise ValueError("samesite 'none' requires secure: true (browsers reject it otherwise)")
+        return self
+
+    @property
+    def secret_bytes(self) -> bytes:
+        assert self.secret is not None  # guaranteed by _check
+        return self.secret.get_secret_value().encode()
+
+
+class SessionConfig(_Section):
+    store: Literal["redis", "memory"] = "redis"
+    """redis, or memory (one process only, for development)."""
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    lifetime: Duration = 8 * 3600.0
+    """Absolute lifetime of a session."""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: SecretStr) -> SecretStr:
+        scheme = urlsplit(value.get_secret_value()).scheme
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+
+class UpstreamConfig(_Section):
+    prefix: str = "/"
+    url: str
+    timeout: Duration = 30.0
+    """No byte from the upstream for this long → 504 (or the stream is cut)."""
+    pass_host_header: bool = True
+    """Send the client's Host header upstream (else the upstream URL's host)."""
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"must start with '/', got {value!r}")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        _http_url(value, "url")
+        if urlsplit(value).query or urlsplit(value).fragment:
+            raise ValueError("must not have a query or fragment")
+        return value
+
+
+class LogoutConfig(_Section):
+    default_redirect: str = "/"
+    """Where the provider sends the browser back after sign-out."""
+    allowed_redirect_domains: list[str] = []
+    """rd / post-logout targets outside the proxy's own host must match (exact host or '.suffix')."""
+    max_url_length: int = Field(default=2000, ge=256)
+    """Longer end-session URLs are sent by an auto-submitting POST form instead of a 302."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AUTH_PROXY_",
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="forbid",
+        frozen=True,
+    )
+
+    server: ServerConfig = ServerConfig()
+    provider: ProviderConfig
+    cookie: CookieConfig
+    session: SessionConfig = SessionConfig()
+    upstreams: list[UpstreamConfig] = []
+    logout: LogoutConfig = LogoutConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the YAML file (passed in as init values).
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _cross(self) -> Settings:
+        prefixes = [u.prefix for u in self.upstreams]
+        dupes = sorted({p for p in prefixes if prefixes.count(p) > 1})
+        if dupes:
+            raise ValueError(f"upstreams: prefix {dupes[0]!r} is listed twice")
+        return self
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names every bad key."""
+
+
+def _format(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"  {key}: {msg}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read the YAML file (if any), apply the environment and ``overrides``, validate once."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {str(path)!r} must be a mapping of sections")
+        data = loaded or {}
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc)) from None

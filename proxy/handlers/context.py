@@ -1,0 +1,28 @@
+"""What every handler needs to know about where the browser is: this proxy's origin and URLs."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from aiohttp import web
+
+from ..keys import SETTINGS
+from ..redirects import origin
+
+
+def own_origin(request: web.Request) -> str:
+    settings = request.app[SETTINGS]
+    scheme, host = request.scheme, request.host
+    if settings.server.trust_forwarded_headers:
+        scheme = request.headers.get("X-Forwarded-Proto", scheme).split(",")[0].strip() or scheme
+        host = request.headers.get("X-Forwarded-Host", host).split(",")[0].strip() or host
+    return origin(scheme, host)
+
+
+def prefix(request: web.Request) -> str:
+    return request.app[SETTINGS].server.proxy_prefix
+
+
+def start_url(request: web.Request, rd: str) -> str:
+    """Where to send a browser to sign in and come back to ``rd``."""
+    return f"{prefix(request)}/start?rd={quote(rd, safe='')}"

@@ -1,0 +1,36 @@
+"""Every typed key of the application and of a request, in one place.
+
+This module imports the types only for type checking, so any module may import it without cycles.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from aiohttp import ClientSession
+
+    from .config import Settings
+    from .cookies import CookieCodec
+    from .oidc.client import Client
+    from .oidc.discovery import Provider
+    from .sessions.base import Session
+    from .sessions.store import SessionStore
+    from .upstream import Router
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+COOKIES: web.AppKey[CookieCodec] = web.AppKey("cookies")
+STORE: web.AppKey[SessionStore] = web.AppKey("store")
+PROVIDER: web.AppKey[Provider] = web.AppKey("provider")
+PROVIDER_CLIENT: web.AppKey[Client] = web.AppKey("provider_client")
+PROVIDER_HTTP: web.AppKey[ClientSession] = web.AppKey("provider_http")
+"""Client for the provider: a total timeout per request."""
+ROUTER: web.AppKey[Router] = web.AppKey("router")
+UPSTREAM_HTTP: web.AppKey[ClientSession] = web.AppKey("upstream_http")
+"""Client for upstream traffic: no total timeout, no decompression, streams."""
+
+SESSION: web.RequestKey[Session | None] = web.RequestKey("session")
+"""The request's session as loaded by ``sessions.request.current_session`` (``None``: signed out)."""
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

@@ -1,0 +1,55 @@
+"""Request id for every request, and errors turned into pages (never a stack trace to the client)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from . import pages
+from .errors import ProxyError
+from .keys import REQUEST_ID
+from .logs import request_id
+
+log = logging.getLogger(__name__)
+
+_VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Take a sane ``X-Request-ID`` from the client or make one; it tags every log line."""
+    rid = request.headers.get("X-Request-ID", "")
+    if not _VALID_ID.fullmatch(rid):
+        rid = secrets.token_hex(8)
+    request[REQUEST_ID] = rid
+    token = request_id.set(rid)
+    try:
+        return await handler(request)
+    finally:
+        request_id.reset(token)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except ProxyError as exc:
+        log.warning("%s: %s", type(exc).__name__, exc.message, extra={"event": "error", "status": exc.status})
+        return pages.error(request, exc.status, exc.title, exc.user_message, retry_url=request.path_qs)
+    except Exception:
+        log.exception("unhandled error")
+        return pages.error(
+            request, 500, "Something went wrong", "An unexpected error occurred and was logged."
+        )
+
+
+async def stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: echo the request id (works for streamed responses too)."""
+    if REQUEST_ID in request:
+        response.headers["X-Request-ID"] = request[REQUEST_ID]

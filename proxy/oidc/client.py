@@ -1,0 +1,153 @@
+"""The relying party's requests: the authorization URL (state, nonce, PKCE S256), the code exchange,
+and the end-session URL and form. Building URLs is pure; only the exchange does I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+from ..errors import LoginError, ProviderUnavailable
+from .discovery import Metadata
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Client:
+    client_id: str
+    client_secret: str
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    access_token: str
+    id_token: str
+    refresh_token: str | None
+    expires_in: float | None
+
+    @classmethod
+    def parse(cls, doc: Any) -> TokenResponse:
+        if not isinstance(doc, dict):
+            raise ProviderUnavailable("token endpoint did not return a JSON object")
+        for key in ("access_token", "id_token"):
+            if not isinstance(doc.get(key), str) or not doc[key]:
+                raise ProviderUnavailable(f"token response lacks {key!r}")
+        if str(doc.get("token_type", "")).lower() != "bearer":
+            raise ProviderUnavailable(f"unexpected token_type {doc.get('token_type')!r}")
+        refresh = doc.get("refresh_token")
+        expires = doc.get("expires_in")
+        return cls(
+            access_token=doc["access_token"],
+            id_token=doc["id_token"],
+            refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+            expires_in=float(expires) if isinstance(expires, (int, float)) else None,
+        )
+
+
+def authorization_url(
+    meta: Metadata, client: Client, *, redirect_uri: str, state: str, nonce: str, code_verifier: str
+) -> str:
+    params = {
+        "response_type": "code",
+        "client_id": client.client_id,
+        "redirect_uri": redirect_uri,
+        "scope": " ".join(client.scopes),
+        "state": state,
+        "nonce": nonce,
+        "code_challenge": create_s256_code_challenge(code_verifier),
+        "code_challenge_method": "S256",
+    }
+    url: str = add_params_to_uri(meta.authorization_endpoint, params)
+    return url
+
+
+def end_session_params(
+    client: Client, *, id_token_hint: str | None, post_logout_redirect_uri: str
+) -> dict[str, str]:
+    """The RP-Initiated Logout parameters (the same ones authlib's ``create_logout_url`` sends)."""
+    params = {"client_id": client.client_id, "post_logout_redirect_uri": post_logout_redirect_uri}
+    if id_token_hint:
+        params["id_token_hint"] = id_token_hint
+    return params
+
+
+def end_session_url(endpoint: str, params: dict[str, str]) -> str:
+    url: str = add_params_to_uri(endpoint, params)
+    return url
+
+
+def _auth(meta: Metadata, client: Client, form: dict[str, str]) -> aiohttp.BasicAuth | None:
+    """client_secret_basic when the provider allows it (RFC 6749 §2.3.1: form-encode, then Basic)."""
+    if "client_secret_basic" in meta.token_auth_methods:
+        return aiohttp.BasicAuth(quote(client.client_id, safe=""), quote(client.client_secret, safe=""))
+    form["client_id"] = client.client_id
+    form["client_secret"] = client.client_secret
+    return None
+
+
+async def token_request(
+    http: aiohttp.ClientSession, meta: Metadata, client: Client, form: dict[str, str]
+) -> TokenResponse:
+    """POST to the token endpoint. The provider saying no → ``LoginError`` (carrying its ``error``
+    code); the provider unreachable or answering nonsense → ``ProviderUnavailable``."""
+    form = dict(form)
+    auth = _auth(meta, client, form)
+    try:
+        async with http.post(
+            meta.token_endpoint, data=form, auth=auth, headers={"Accept": "application/json"}
+        ) as resp:
+            body = await resp.read()
+            status = resp.status
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise ProviderUnavailable(f"token endpoint unreachable: {type(exc).__name__}: {exc}") from None
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise ProviderUnavailable(f"token endpoint answered {status} without JSON") from None
+    if status == 200:
+        return TokenResponse.parse(doc)
+    if 400 <= status < 500 and isinstance(doc, dict) and isinstance(doc.get("error"), str):
+        raise TokenRequestRefused(doc["error"], str(doc.get("error_description") or ""))
+    raise ProviderUnavailable(f"token endpoint answered {status}")
+
+
+class TokenRequestRefused(LoginError):
+    """The provider refused a grant (``invalid_grant``, ``invalid_client``, ...)."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(
+            f"the provider refused the request: {error}" + (f" ({description})" if description else "")
+        )
+        self.error = error
+
+
+async def exchange_code(
+    http: aiohttp.ClientSession,
+    meta: Metadata,
+    client: Client,
+    *,
+    code: str,
+    redirect_uri: str,
+    code_verifier: str,
+) -> TokenResponse:
+    return await token_request(
+        http,
+        meta,
+        client,
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": code_verifier,
+        },
+    )

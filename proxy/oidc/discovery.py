@@ -1,0 +1,160 @@
+"""The provider as discovered: metadata from ``/.well-known/openid-configuration`` and its JWKS.
+
+Discovery is retried with backoff until it succeeds (the proxy starts even when the provider is
+briefly down; ``/ready`` says so). The JWKS is cached and refetched when a token names a key id we
+don't know, at most once per ``JWKS_MIN_REFRESH`` seconds so a flood of bad tokens can't hammer the
+provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from ..errors import ProviderUnavailable
+
+log = logging.getLogger(__name__)
+
+JWKS_MIN_REFRESH = 10.0
+
+
+@dataclass(frozen=True)
+class Metadata:
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    end_session_endpoint: str | None
+    userinfo_endpoint: str | None
+    revocation_endpoint: str | None
+    id_token_algs: tuple[str, ...]
+    token_auth_methods: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, doc: Any, expected_issuer: str) -> Metadata:
+        """Validate a discovery document; ``ValueError`` names what is wrong."""
+        if not isinstance(doc, dict):
+            raise ValueError("discovery document is not a JSON object")
+        for key in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri"):
+            if not isinstance(doc.get(key), str) or not doc[key]:
+                raise ValueError(f"discovery document lacks {key!r}")
+        if doc["issuer"].rstrip("/") != expected_issuer.rstrip("/"):
+            raise ValueError(f"issuer {doc['issuer']!r} differs from the configured {expected_issuer!r}")
+
+        def opt(key: str) -> str | None:
+            value = doc.get(key)
+            return value if isinstance(value, str) and value else None
+
+        def strs(key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+            value = doc.get(key)
+            if isinstance(value, list) and all(isinstance(v, str) for v in value) and value:
+                return tuple(value)
+            return default
+
+        # Keys come from the JWKS, so only asymmetric algorithms make sense: refusing "none" and
+        # HS* closes the alg-confusion attacks (an HMAC keyed with a public key).
+        algs = tuple(
+            a
+            for a in strs("id_token_signing_alg_values_supported", ("RS256",))
+            if a != "none" and not a.startswith("HS")
+        )
+        return cls(
+            issuer=doc["issuer"],
+            authorization_endpoint=doc["authorization_endpoint"],
+            token_endpoint=doc["token_endpoint"],
+            jwks_uri=doc["jwks_uri"],
+            end_session_endpoint=opt("end_session_endpoint"),
+            userinfo_endpoint=opt("userinfo_endpoint"),
+            revocation_endpoint=opt("revocation_endpoint"),
+            id_token_algs=algs or ("RS256",),
+            token_auth_methods=strs("token_endpoint_auth_methods_supported", ("client_secret_basic",)),
+        )
+
+
+async def fetch_json(http: aiohttp.ClientSession, url: str) -> Any:
+    """GET a JSON document from the provider; every failure is ``ProviderUnavailable``."""
+    try:
+        async with http.get(url, headers={"Accept": "application/json"}) as resp:
+            if resp.status != 200:
+                raise ProviderUnavailable(f"GET {url} answered {resp.status}")
+            return json.loads(await resp.read())
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise ProviderUnavailable(f"GET {url} failed: {type(exc).__name__}: {exc}") from None
+    except ValueError:
+        raise ProviderUnavailable(f"GET {url} did not return JSON") from None
+
+
+class Provider:
+    """Discovery and keys of one OIDC provider, fetched through ``http``."""
+
+    def __init__(
+        self, issuer: str, http: aiohttp.ClientSession, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.issuer = issuer
+        self._http = http
+        self._clock = clock
+        self._metadata: Metadata | None = None
+        self._keys: KeySet | None = None
+        self._keys_at = float("-inf")
+        self._keys_lock = asyncio.Lock()
+
+    @property
+    def discovery_url(self) -> str:
+        return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+    @property
+    def ready(self) -> bool:
+        return self._metadata is not None
+
+    @property
+    def metadata(self) -> Metadata:
+        if self._metadata is None:
+            raise ProviderUnavailable("provider discovery has not succeeded yet")
+        return self._metadata
+
+    async def discover(self) -> Metadata:
+        doc = await fetch_json(self._http, self.discovery_url)
+        try:
+            self._metadata = Metadata.parse(doc, self.issuer)
+        except ValueError as exc:
+            raise ProviderUnavailable(f"{self.discovery_url}: {exc}") from None
+        return self._metadata
+
+    async def discover_until_ready(self, first_delay: float = 0.5, max_delay: float = 30.0) -> None:
+        """Retry discovery with exponential backoff until it works (run as a background task)."""
+        delay = first_delay
+        while True:
+            try:
+                meta = await self.discover()
+            except ProviderUnavailable as exc:
+                log.warning("provider discovery failed, retrying in %.1fs: %s", delay, exc.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_delay)
+                continue
+            log.info("provider discovered", extra={"issuer": meta.issuer})
+            return
+
+    async def keys(self, *, refresh: bool = False) -> KeySet:
+        """The provider's signing keys; ``refresh`` refetches unless that was done moments ago."""
+        if self._keys is not None and not refresh:
+            return self._keys
+        async with self._keys_lock:
+            fresh = self._clock() - self._keys_at < JWKS_MIN_REFRESH
+            if self._keys is not None and (fresh or not refresh):
+                return self._keys
+            doc = await fetch_json(self._http, self.metadata.jwks_uri)
+            try:
+                self._keys = KeySet.import_key_set(doc)
+            except (JoseError, ValueError, TypeError, KeyError) as exc:
+                raise ProviderUnavailable(f"JWKS at {self.metadata.jwks_uri} is unusable: {exc}") from None
+            self._keys_at = self._clock()
+            return self._keys

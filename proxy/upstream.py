@@ -1,0 +1,199 @@
+"""Forwarding to upstreams: choose by longest path prefix, filter headers, stream bodies both ways.
+
+The request body is never read into memory (``request.content`` is handed to the client as the
+upload), nor is the response (chunks are written as they arrive). 502/504 are answered only before
+the response has started; after that a failure cuts the connection, which is what the client must see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from . import pages
+from .config import UpstreamConfig
+from .sessions.base import Identity
+
+log = logging.getLogger(__name__)
+
+HOP_BY_HOP = frozenset(
+    h.lower()
+    for h in (
+        "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection",
+        "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+    )
+)  # fmt: skip
+
+IDENTITY_HEADERS = (
+    "X-Forwarded-User",
+    "X-Forwarded-Email",
+    "X-Forwarded-Preferred-Username",
+    "X-Forwarded-Groups",
+)
+"""What the upstream may trust; any copy a client sends is dropped before ours are added."""
+_SPOOFABLE_PREFIXES = ("x-auth-request-",)
+_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class Upstream:
+    prefix: str
+    url: URL
+    timeout: float
+    pass_host_header: bool
+
+    @classmethod
+    def from_config(cls, cfg: UpstreamConfig) -> Upstream:
+        return cls(cfg.prefix, URL(cfg.url), cfg.timeout, cfg.pass_host_header)
+
+    def matches(self, path: str) -> bool:
+        if self.prefix.endswith("/"):
+            return path.startswith(self.prefix)
+        return path == self.prefix or path.startswith(self.prefix + "/")
+
+    def target(self, raw_path: str) -> URL:
+        """The upstream URL for a request's raw (still percent-encoded) path and query.
+
+        An upstream URL with a path (``http://app:8080/base``) replaces the matched prefix with it;
+        one without passes the path through unchanged.
+        """
+        base = self.url.raw_path.rstrip("/")
+        if base:
+            path, sep, query = raw_path.partition("?")
+            rest = path[len(self.prefix.rstrip("/")) :]
+            raw_path = base + (rest if rest.startswith("/") or not rest else "/" + rest) + sep + query
+        return URL(str(self.url.origin()) + raw_path, encoded=True)
+
+
+class Router:
+    def __init__(self, upstreams: Sequence[UpstreamConfig]) -> None:
+        self._routes = sorted(
+            (Upstream.from_config(u) for u in upstreams), key=lambda u: len(u.prefix), reverse=True
+        )
+
+    def match(self, path: str) -> Upstream | None:
+        return next((u for u in self._routes if u.matches(path)), None)
+
+    def __bool__(self) -> bool:
+        return bool(self._routes)
+
+
+def _connection_listed(headers: Iterable[tuple[str, str]]) -> set[str]:
+    listed: set[str] = set()
+    for name, value in headers:
+        if name.lower() == "connection":
+            listed.update(t.strip().lower() for t in value.split(",") if t.strip())
+    return listed
+
+
+def _drop_cookies(value: str, names: frozenset[str]) -> str:
+    kept = [c for c in value.split(";") if c.strip() and c.split("=", 1)[0].strip() not in names]
+    return ";".join(kept).strip()
+
+
+def identity_headers(identity: Identity) -> dict[str, str]:
+    def clean(value: str) -> str:
+        return "".join(ch for ch in value if ch >= " " and ch != "\x7f")
+
+    out = {"X-Forwarded-User": clean(identity.user)}
+    if identity.email:
+        out["X-Forwarded-Email"] = clean(identity.email)
+    if identity.preferred_username:
+        out["X-Forwarded-Preferred-Username"] = clean(identity.preferred_username)
+    if identity.groups:
+        out["X-Forwarded-Groups"] = clean(",".join(identity.groups))
+    return out
+
+
+def upstream_request_headers(
+    request: web.BaseRequest,
+    upstream: Upstream,
+    identity: Identity | None,
+    *,
+    drop_cookies: frozenset[str],
+    trust_forwarded: bool,
+    scheme: str,
+    host: str,
+) -> CIMultiDict[str]:
+    listed = _connection_listed(request.headers.items())
+    spoofable = {h.lower() for h in IDENTITY_HEADERS}
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in request.headers.items():
+        low = name.lower()
+        if low in HOP_BY_HOP or low in listed or low in spoofable or low.startswith(_SPOOFABLE_PREFIXES):
+            continue
+        if (
+            low in ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded")
+            and not trust_forwarded
+        ):
+            continue
+        if low == "host" and not upstream.pass_host_header:
+            continue
+        if low == "cookie":
+            value = _drop_cookies(value, drop_cookies)
+            if not value:
+                continue
+        out.add(name, value)
+    remote = request.remote or ""
+    prior = out.popall("X-Forwarded-For", [])
+    out["X-Forwarded-For"] = ", ".join([*prior, remote]) if prior else remote
+    out["X-Forwarded-Proto"] = scheme
+    out["X-Forwarded-Host"] = host
+    if identity is not None:
+        out.update(identity_headers(identity))
+    return out
+
+
+def response_headers(items: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
+    items = list(items)
+    listed = _connection_listed(items)
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in items:
+        low = name.lower()
+        if low in HOP_BY_HOP or low in listed:
+            continue
+        out.add(name, value)
+    return out
+
+
+async def forward_http(
+    request: web.Request, http: aiohttp.ClientSession, upstream: Upstream, headers: CIMultiDict[str]
+) -> web.StreamResponse:
+    url = upstream.target(request.raw_path)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=upstream.timeout)
+    data = request.content if request.body_exists else None
+    try:
+        up = await http.request(
+            request.method, url, headers=headers, data=data, allow_redirects=False, timeout=timeout
+        )
+    except asyncio.TimeoutError:
+        log.warning("upstream timed out", extra={"upstream": str(upstream.url)})
+        return pages.error(request, 504, "The application did not answer in time", "Please try again.")
+    except (aiohttp.ClientError, OSError) as exc:
+        log.warning("upstream unreachable: %s", type(exc).__name__, extra={"upstream": str(upstream.url)})
+        return pages.error(request, 502, "The application is unreachable", "Please try again in a moment.")
+    try:
+        resp = web.StreamResponse(
+            status=up.status, reason=up.reason, headers=response_headers(up.headers.items())
+        )
+        await resp.prepare(request)
+        try:
+            async for chunk in up.content.iter_chunked(_CHUNK):
+                await resp.write(chunk)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            # Too late for a 502: cut the connection so the client sees an incomplete response.
+            log.warning("upstream failed mid-response: %s", type(exc).__name__)
+            if request.transport is not None:
+                request.transport.close()
+            return resp
+        await resp.write_eof()
+        return resp
+    finally:
+        up.release()
