@@ -223,6 +223,12 @@ class UpstreamConfig(_Section):
         return value
 
 
+class HeadersConfig(_Section):
+    max_groups_bytes: int | None = Field(default=4096, ge=256)
+    """X-Forwarded-Groups is cut to the whole group names that fit (and X-Forwarded-Groups-Truncated
+    is set): upstreams and nginx refuse header lines over 8 kB by default. null: no limit."""
+
+
 class LogoutConfig(_Section):
     default_redirect: str = "/"
     """Where the provider sends the browser back after sign-out."""
@@ -246,6 +252,7 @@ class Settings(BaseSettings):
     cookie: CookieConfig
     session: SessionConfig = SessionConfig()
     upstreams: list[UpstreamConfig] = []
+    headers: HeadersConfig = HeadersConfig()
     logout: LogoutConfig = LogoutConfig()
 
     @classmethod

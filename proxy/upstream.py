@@ -98,17 +98,38 @@ def _drop_cookies(value: str, names: frozenset[str]) -> str:
     return ";".join(kept).strip()
 
 
-def identity_headers(identity: Identity) -> dict[str, str]:
-    def clean(value: str) -> str:
-        return "".join(ch for ch in value if ch >= " " and ch != "\x7f")
+def _clean(value: str) -> str:
+    return "".join(ch for ch in value if ch >= " " and ch != "\x7f")
 
-    out = {"X-Forwarded-User": clean(identity.user)}
+
+def groups_value(groups: Sequence[str], max_bytes: int | None) -> tuple[str, bool]:
+    """The comma-separated groups, cut to the whole names that fit in ``max_bytes``; and whether
+    anything was cut."""
+    value = _clean(",".join(groups))
+    if max_bytes is None or len(value.encode()) <= max_bytes:
+        return value, False
+    kept: list[str] = []
+    size = 0
+    for group in groups:
+        cost = len(_clean(group).encode()) + (1 if kept else 0)
+        if size + cost > max_bytes:
+            break
+        kept.append(_clean(group))
+        size += cost
+    return ",".join(kept), True
+
+
+def identity_headers(identity: Identity, max_groups_bytes: int | None = 4096) -> dict[str, str]:
+    out = {"X-Forwarded-User": _clean(identity.user)}
     if identity.email:
-        out["X-Forwarded-Email"] = clean(identity.email)
+        out["X-Forwarded-Email"] = _clean(identity.email)
     if identity.preferred_username:
-        out["X-Forwarded-Preferred-Username"] = clean(identity.preferred_username)
+        out["X-Forwarded-Preferred-Username"] = _clean(identity.preferred_username)
     if identity.groups:
-        out["X-Forwarded-Groups"] = clean(",".join(identity.groups))
+        value, truncated = groups_value(identity.groups, max_groups_bytes)
+        out["X-Forwarded-Groups"] = value
+        if truncated:
+            out["X-Forwarded-Groups-Truncated"] = "true"
     return out
 
 
@@ -121,6 +142,7 @@ def upstream_request_headers(
     trust_forwarded: bool,
     scheme: str,
     host: str,
+    max_groups_bytes: int | None = 4096,
 ) -> CIMultiDict[str]:
     listed = _connection_listed(request.headers.items())
     spoofable = {h.lower() for h in IDENTITY_HEADERS}
@@ -147,7 +169,7 @@ def upstream_request_headers(
     out["X-Forwarded-Proto"] = scheme
     out["X-Forwarded-Host"] = host
     if identity is not None:
-        out.update(identity_headers(identity))
+        out.update(identity_headers(identity, max_groups_bytes))
     return out
 
 

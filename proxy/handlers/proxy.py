@@ -16,7 +16,7 @@ def unauthenticated(request: web.Request) -> web.StreamResponse:
     """Browsers navigating are sent to sign in; everything else gets 401 JSON."""
     if pages.wants_html(request) and request.method in ("GET", "HEAD"):
         return web.Response(
-            status=302, headers={"Location": start_url(request, request.path_qs), **pages.NO_STORE}
+            status=302, headers={"Location": start_url(request, request.raw_path), **pages.NO_STORE}
         )
     return web.json_response(
         {"error": "unauthorized", "message": "sign in required", "sign_in": f"{prefix(request)}/start"},
@@ -45,6 +45,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         trust_forwarded=server.trust_forwarded_headers,
         scheme=scheme,
         host=host,
+        max_groups_bytes=app[SETTINGS].headers.max_groups_bytes,
     )
     if is_websocket(request):
         return await forward_ws(request, app[UPSTREAM_HTTP], upstream, headers)

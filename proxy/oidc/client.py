@@ -5,6 +5,7 @@ and the end-session URL and form. Building URLs is pure; only the exchange does 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from dataclasses import dataclass
@@ -86,13 +87,15 @@ def end_session_url(endpoint: str, params: dict[str, str]) -> str:
     return url
 
 
-def _auth(meta: Metadata, client: Client, form: dict[str, str]) -> aiohttp.BasicAuth | None:
-    """client_secret_basic when the provider allows it (RFC 6749 §2.3.1: form-encode, then Basic)."""
+def _auth(meta: Metadata, client: Client, form: dict[str, str]) -> dict[str, str]:
+    """client_secret_basic when the provider allows it (RFC 6749 §2.3.1: form-encode, then Basic),
+    else client_secret_post. Returns the headers to send."""
     if "client_secret_basic" in meta.token_auth_methods:
-        return aiohttp.BasicAuth(quote(client.client_id, safe=""), quote(client.client_secret, safe=""))
+        creds = f"{quote(client.client_id, safe='')}:{quote(client.client_secret, safe='')}"
+        return {"Authorization": "Basic " + base64.b64encode(creds.encode()).decode()}
     form["client_id"] = client.client_id
     form["client_secret"] = client.client_secret
-    return None
+    return {}
 
 
 async def token_request(
@@ -101,11 +104,9 @@ async def token_request(
     """POST to the token endpoint. The provider saying no → ``LoginError`` (carrying its ``error``
     code); the provider unreachable or answering nonsense → ``ProviderUnavailable``."""
     form = dict(form)
-    auth = _auth(meta, client, form)
+    headers = {"Accept": "application/json", **_auth(meta, client, form)}
     try:
-        async with http.post(
-            meta.token_endpoint, data=form, auth=auth, headers={"Accept": "application/json"}
-        ) as resp:
+        async with http.post(meta.token_endpoint, data=form, headers=headers) as resp:
             body = await resp.read()
             status = resp.status
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:

@@ -104,7 +104,7 @@ class Provider:
         self._clock = clock
         self._metadata: Metadata | None = None
         self._keys: KeySet | None = None
-        self._keys_at = float("-inf")
+        self._refreshed_at = float("-inf")
         self._keys_lock = asyncio.Lock()
 
     @property
@@ -148,13 +148,15 @@ class Provider:
         if self._keys is not None and not refresh:
             return self._keys
         async with self._keys_lock:
-            fresh = self._clock() - self._keys_at < JWKS_MIN_REFRESH
-            if self._keys is not None and (fresh or not refresh):
+            # Only forced refetches are rate limited: a rotation just after start-up still works.
+            recent = self._clock() - self._refreshed_at < JWKS_MIN_REFRESH
+            if self._keys is not None and (recent or not refresh):
                 return self._keys
             doc = await fetch_json(self._http, self.metadata.jwks_uri)
             try:
                 self._keys = KeySet.import_key_set(doc)
             except (JoseError, ValueError, TypeError, KeyError) as exc:
                 raise ProviderUnavailable(f"JWKS at {self.metadata.jwks_uri} is unusable: {exc}") from None
-            self._keys_at = self._clock()
+            if refresh:
+                self._refreshed_at = self._clock()
             return self._keys

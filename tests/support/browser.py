@@ -49,7 +49,8 @@ async def navigate(
     """Follow redirects by hand (keeping the history) until a page that is not a redirect."""
     history: list[tuple[int, str]] = []
     for _ in range(max_hops):
-        async with browser.request(method, url, data=data, allow_redirects=False) as resp:
+        # encoded=True: send the URL as given, like a browser (yarl would re-quote "%2F" to "/")
+        async with browser.request(method, URL(url, encoded=True), data=data, allow_redirects=False) as resp:
             text = await resp.text(errors="replace")
             headers = {k: v for k, v in resp.headers.items()}
             if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:

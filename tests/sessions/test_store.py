@@ -1,0 +1,200 @@
+"""One conformance suite for every session store backend: the in-memory one and the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+
+import pytest
+from redis.asyncio import Redis
+
+from proxy.errors import StoreUnavailable
+from proxy.sessions.backend import Backend
+from proxy.sessions.base import Identity, LoginState, Session, Ticket
+from proxy.sessions.memory_store import MemoryBackend
+from proxy.sessions.redis_store import RedisBackend
+from proxy.sessions.store import LOGIN_TTL, SessionStore
+from tests.support.servers import free_port
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Harness:
+    backend: Backend
+    ttl_of: Callable[[str], Awaitable[float]]
+    clock: Clock
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    clock = Clock()
+    if request.param == "memory":
+        mem = MemoryBackend(clock=clock)
+
+        async def mem_ttl(key: str) -> float:
+            item = mem._data.get(key)
+            return -2 if item is None else item[1] - clock.now
+
+        yield Harness(mem, mem_ttl, clock)
+        return
+    url = request.getfixturevalue("redis_srv").url  # a sync fixture: safe to pull from here
+    backend = RedisBackend.from_url(url)
+    raw = Redis.from_url(url)
+    await raw.flushall()
+
+    async def redis_ttl(key: str) -> float:
+        return float(await raw.ttl(key))
+
+    yield Harness(backend, redis_ttl, clock)
+    await backend.close()
+    await raw.aclose()
+
+
+def make_session(now: float, lifetime: float = 3600.0, **identity: str) -> Session:
+    ident = Identity(sub="u-1", email="u@example.test", preferred_username="u", groups=("a", "b"), **identity)
+    return Session(ident, "id.tok.en", "access", "refresh", "sid-1", now, now + lifetime, now + 300)
+
+
+# --- the backend contract ----------------------------------------------------------------------
+
+
+async def test_set_get_roundtrip_and_overwrite(harness: Harness) -> None:
+    b = harness.backend
+    assert await b.get("k") is None
+    await b.set("k", b"\x00\xffbytes", 60)
+    assert await b.get("k") == b"\x00\xffbytes"
+    await b.set("k", b"new", 60)
+    assert await b.get("k") == b"new"
+
+
+async def test_ttl_is_what_was_asked(harness: Harness) -> None:
+    await harness.backend.set("k", b"v", 120)
+    ttl = await harness.ttl_of("k")
+    assert 118 <= ttl <= 120
+
+
+async def test_getdel_is_single_use_even_when_concurrent(harness: Harness) -> None:
+    await harness.backend.set("once", b"v", 60)
+    results = await asyncio.gather(*(harness.backend.getdel("once") for _ in range(20)))
+    assert results.count(b"v") == 1
+    assert await harness.backend.get("once") is None
+
+
+async def test_delete_counts_only_existing_keys(harness: Harness) -> None:
+    await harness.backend.set("a", b"1", 60)
+    assert await harness.backend.delete("a", "missing") == 1
+    assert await harness.backend.delete() == 0
+    assert await harness.backend.get("a") is None
+
+
+async def test_non_positive_ttl_is_refused(harness: Harness) -> None:
+    with pytest.raises(ValueError):
+        await harness.backend.set("k", b"v", 0)
+
+
+async def test_ping(harness: Harness) -> None:
+    await harness.backend.ping()
+
+
+# --- sessions on top of the backend ------------------------------------------------------------
+
+
+async def test_session_roundtrip_and_new_ticket_each_time(harness: Harness) -> None:
+    store = SessionStore(harness.backend, clock=harness.clock)
+    session = make_session(harness.clock.now)
+    t1, t2 = await store.create(session), await store.create(session)
+    assert t1 != t2 and t1.id != t2.id
+    assert await store.load(t1) == session
+    ttl = await harness.ttl_of(t1.key)
+    assert 3598 <= ttl <= 3600
+
+
+async def test_store_holds_no_plaintext_token(harness: Harness) -> None:
+    store = SessionStore(harness.backend, clock=harness.clock)
+    session = replace(make_session(harness.clock.now), id_token="SECRET-ID-TOKEN", access_token="SECRET-AT")
+    ticket = await store.create(session)
+    blob = await harness.backend.get(ticket.key)
+    assert blob is not None
+    assert b"SECRET" not in blob and b"u@example.test" not in blob
+
+
+async def test_wrong_secret_or_unknown_id_loads_nothing(harness: Harness) -> None:
+    store = SessionStore(harness.backend, clock=harness.clock)
+    ticket = await store.create(make_session(harness.clock.now))
+    assert await store.load(Ticket(ticket.id, b"\x00" * 32)) is None
+    assert await store.load(Ticket.new()) is None
+
+
+async def test_corrupted_blob_loads_nothing(harness: Harness) -> None:
+    store = SessionStore(harness.backend, clock=harness.clock)
+    ticket = await store.create(make_session(harness.clock.now))
+    blob = await harness.backend.get(ticket.key)
+    assert blob is not None
+    await harness.backend.set(ticket.key, blob[:-1] + bytes([blob[-1] ^ 1]), 60)
+    assert await store.load(ticket) is None
+
+
+async def test_delete_ends_the_session(harness: Harness) -> None:
+    store = SessionStore(harness.backend, clock=harness.clock)
+    ticket = await store.create(make_session(harness.clock.now))
+    assert await store.delete(ticket) is True
+    assert await store.load(ticket) is None
+    assert await store.delete(ticket) is False
+
+
+async def test_session_past_its_absolute_end_is_not_loaded(harness: Harness) -> None:
+    store = SessionStore(harness.backend, clock=harness.clock)
+    ticket = await store.create(make_session(harness.clock.now, lifetime=100))
+    harness.clock.now += 101  # the Redis TTL would have removed it too; the check must not rely on that
+    assert await store.load(ticket) is None
+
+
+async def test_login_state_is_single_use(harness: Harness) -> None:
+    store = SessionStore(harness.backend, clock=harness.clock)
+    login = LoginState("nonce", "verifier", "http://x/cb", "http://x/", "binding")
+    await store.put_login("state-1", login)
+    assert await store.take_login("state-2") is None
+    assert await store.take_login("state-1") == login
+    assert await store.take_login("state-1") is None
+
+
+async def test_login_state_expires(harness: Harness) -> None:
+    store = SessionStore(harness.backend, clock=harness.clock)
+    await store.put_login("s", LoginState("n", "v", "r", "t", "b"))
+    ttl = await harness.ttl_of("ap:login:" + hashlib.sha256(b"s").hexdigest())
+    assert LOGIN_TTL - 2 <= ttl <= LOGIN_TTL
+
+
+async def test_memory_backend_forgets_expired_keys() -> None:
+    clock = Clock()
+    backend = MemoryBackend(clock=clock)
+    await backend.set("k", b"v", 10)
+    clock.now += 9.9
+    assert await backend.get("k") == b"v"
+    clock.now += 0.2
+    assert await backend.get("k") is None
+
+
+# --- Redis down: every operation fails closed --------------------------------------------------
+
+
+async def test_unreachable_redis_raises_store_unavailable() -> None:
+    backend = RedisBackend.from_url(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
+    store = SessionStore(backend)
+    started = time.monotonic()
+    for op in (store.ping(), store.load(Ticket.new()), store.create(make_session(time.time())),
+               store.take_login("s")):  # fmt: skip
+        with pytest.raises(StoreUnavailable):
+            await op
+    assert time.monotonic() - started < 10
+    await backend.close()

@@ -1,0 +1,127 @@
+"""A tiny OIDC provider for error-path tests: it signs real tokens with a joserfc test key and can be
+told to misbehave (500s, refusals, bad signatures, wrong nonce ...). Everything a user does is tested
+against the real Keycloak instead; this exists for failures Keycloak can't be made to produce."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+from authlib.oidc.core.util import create_half_hash
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
+
+
+@dataclass
+class FakeProvider:
+    issuer: str = ""
+    client_id: str = "proxy"
+    client_secret: str = "proxy-secret"
+    key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": "k1"}))
+    claims: dict[str, Any] = field(
+        default_factory=lambda: {
+            "sub": "user-1",
+            "email": "user1@example.test",
+            "preferred_username": "user1",
+            "name": "User One",
+            "groups": ["staff", "dev"],
+            "sid": "sid-1",
+        }
+    )
+    token_mode: str = "ok"
+    """ok | 500 | invalid_grant | garbage | bad_signature | wrong_nonce | wrong_aud | expired | no_id_token"""
+    discovery_extra: dict[str, Any] = field(default_factory=dict)
+    codes: dict[str, dict[str, str]] = field(default_factory=dict)
+    token_requests: list[dict[str, str]] = field(default_factory=list)
+    jwks_requests: int = 0
+
+    def sign(self, claims: dict[str, Any], key: RSAKey | None = None) -> str:
+        key = key or self.key
+        return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+
+    def id_token(self, nonce: str, access_token: str, **overrides: Any) -> str:
+        now = int(time.time())
+        claims = {"iss": self.issuer, "aud": self.client_id, "azp": self.client_id, "iat": now,
+                  "exp": now + 300, "nonce": nonce, "at_hash": create_half_hash(access_token, "RS256").decode(),
+                  **self.claims, **overrides}  # fmt: skip
+        return self.sign(claims)
+
+    # --- endpoints ---------------------------------------------------------------------------
+
+    async def discovery(self, request: web.Request) -> web.Response:
+        return web.json_response({
+            "issuer": self.issuer,
+            "authorization_endpoint": f"{self.issuer}/auth",
+            "token_endpoint": f"{self.issuer}/token",
+            "jwks_uri": f"{self.issuer}/jwks",
+            "end_session_endpoint": f"{self.issuer}/logout",
+            "id_token_signing_alg_values_supported": ["RS256", "HS256", "none"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            **self.discovery_extra,
+        })  # fmt: skip
+
+    async def jwks(self, request: web.Request) -> web.Response:
+        self.jwks_requests += 1
+        return web.json_response(KeySet([self.key]).as_dict(private=False))
+
+    async def auth(self, request: web.Request) -> web.Response:
+        """Approve at once, as if the user were already signed in at the provider."""
+        q = request.query
+        code = secrets.token_urlsafe(16)
+        self.codes[code] = dict(q)
+        target = q["redirect_uri"] + "?" + urlencode({"code": code, "state": q["state"]})
+        raise web.HTTPFound(target)
+
+    async def token(self, request: web.Request) -> web.Response:
+        form = dict(await request.post())
+        self.token_requests.append({k: str(v) for k, v in form.items()})
+        if self.token_mode == "500":
+            return web.Response(status=500, text="boom")
+        if self.token_mode == "garbage":
+            return web.Response(text="<html>not json</html>", content_type="text/html")
+        auth = request.headers.get("Authorization", "")
+        expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        if auth != f"Basic {expected}":
+            return web.json_response({"error": "invalid_client"}, status=401)
+        start = self.codes.pop(str(form.get("code")), None)
+        if self.token_mode == "invalid_grant" or start is None:
+            return web.json_response(
+                {"error": "invalid_grant", "error_description": "Code not valid"}, status=400
+            )
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(str(form["code_verifier"]).encode()).digest())
+        if challenge.rstrip(b"=").decode() != start["code_challenge"]:
+            return web.json_response(
+                {"error": "invalid_grant", "error_description": "PKCE failed"}, status=400
+            )
+        access = secrets.token_urlsafe(24)
+        nonce = start["nonce"]
+        overrides: dict[str, Any] = {}
+        if self.token_mode == "wrong_nonce":
+            nonce = "not-the-nonce"
+        elif self.token_mode == "wrong_aud":
+            overrides = {"aud": "someone-else", "azp": "someone-else"}
+        elif self.token_mode == "expired":
+            overrides = {"iat": int(time.time()) - 4000, "exp": int(time.time()) - 3000}
+        id_token = self.id_token(nonce, access, **overrides)
+        if self.token_mode == "bad_signature":
+            other = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+            id_token = self.sign(jwt.decode(id_token, self.key).claims, other)
+        body: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "expires_in": 300,
+                                "refresh_token": secrets.token_urlsafe(24), "id_token": id_token}  # fmt: skip
+        if self.token_mode == "no_id_token":
+            del body["id_token"]
+        return web.json_response(body)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/.well-known/openid-configuration", self.discovery)
+        app.router.add_get("/jwks", self.jwks)
+        app.router.add_get("/auth", self.auth)
+        app.router.add_post("/token", self.token)
+        return app

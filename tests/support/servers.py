@@ -1,0 +1,74 @@
+"""Real servers for tests: a redis-server of our own on a free port, and helpers to wait for ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+class RedisServer:
+    """A throw-away ``redis-server`` (Debian's package) on 127.0.0.1, no persistence."""
+
+    def __init__(self, port: int, proc: subprocess.Popen[bytes], workdir: Path) -> None:
+        self.port, self.proc, self.workdir = port, proc, workdir
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def start_again(self) -> None:
+        """Restart on the same port (for outage tests)."""
+        self.stop()
+        self.proc = _spawn_redis(self.port, self.workdir)
+        wait_port(self.port)
+
+
+def _spawn_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.path.exists(binary):
+        raise RuntimeError("redis-server is not installed: run scripts/test.sh (it installs it)")
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(workdir), "--logfile", str(workdir / "redis.log")]  # fmt: skip
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    workdir = Path(tempfile.mkdtemp(prefix="auth-proxy-redis-"))
+    port = free_port()
+    server = RedisServer(port, _spawn_redis(port, workdir), workdir)
+    try:
+        wait_port(port)
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
