@@ -88,9 +88,14 @@ def make_proxy(aiohttp_server: Any) -> ProxyFactory:
     """``await make_proxy(issuer=..., upstream=..., **config_overrides)`` → a proxy on a real port."""
 
     async def factory(
-        *, issuer: str, upstream: str | None = None, client_id: str = "proxy", client_secret: str = "proxy-secret",
-        wait_discovery: bool = True, **overrides: Any,
-    ) -> RunningProxy:  # fmt: skip
+        *,
+        issuer: str,
+        upstream: str | None = None,
+        client_id: str = "proxy",
+        client_secret: str = "proxy-secret",
+        wait_discovery: bool = True,
+        **overrides: Any,
+    ) -> RunningProxy:
         base: dict[str, Any] = {
             "provider": {"issuer_url": issuer, "client_id": client_id, "client_secret": client_secret},
             "cookie": {"secret": COOKIE_SECRET, "secure": False},

@@ -70,3 +70,19 @@ async def submit_login(browser: aiohttp.ClientSession, page: Page, username: str
     return await navigate(
         browser, action, method="POST", data={"username": username, "password": password, "credentialId": ""}
     )
+
+
+_INPUT = re.compile(r"<input\b[^>]*>", re.I)
+
+
+async def submit_form(browser: aiohttp.ClientSession, page: Page, form_id: str) -> Page:
+    """Submit a form as a browser would with its hidden fields (e.g. the end-session POST form)."""
+    method, action = page.form(form_id)
+    start = page.text.index(f'id="{form_id}"')
+    end = page.text.index("</form>", start)
+    fields = {}
+    for tag in _INPUT.findall(page.text[start:end]):
+        attrs = {k.lower(): html.unescape(v) for k, v in _ATTR.findall(tag)}
+        if "name" in attrs:
+            fields[attrs["name"]] = attrs.get("value", "")
+    return await navigate(browser, action, method=method, data=fields)

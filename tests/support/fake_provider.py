@@ -47,8 +47,9 @@ class FakeProvider:
 
     def id_token(self, nonce: str, access_token: str, **overrides: Any) -> str:
         now = int(time.time())
+        at_hash = create_half_hash(access_token, "RS256").decode()
         claims = {"iss": self.issuer, "aud": self.client_id, "azp": self.client_id, "iat": now,
-                  "exp": now + 300, "nonce": nonce, "at_hash": create_half_hash(access_token, "RS256").decode(),
+                  "exp": now + 300, "nonce": nonce, "at_hash": at_hash,
                   **self.claims, **overrides}  # fmt: skip
         return self.sign(claims)
 

@@ -1,0 +1,50 @@
+"""Asking the real Keycloak what it thinks: sessions of a user, whether a refresh token still works."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+
+async def admin_token(base: str) -> str:
+    form = {"grant_type": "password", "client_id": "admin-cli", "username": "admin", "password": "admin"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/realms/master/protocol/openid-connect/token", data=form) as r:
+            assert r.status == 200, await r.text()
+            token: str = (await r.json())["access_token"]
+            return token
+
+
+async def user_sessions(base: str, realm: str, username: str) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {await admin_token(base)}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.get(
+            f"{base}/admin/realms/{realm}/users", params={"username": username, "exact": "true"}
+        ) as r:
+            users = await r.json()
+        async with http.get(f"{base}/admin/realms/{realm}/users/{users[0]['id']}/sessions") as r:
+            sessions: list[dict[str, Any]] = await r.json()
+            return sessions
+
+
+async def logout_user(base: str, realm: str, username: str) -> None:
+    """End every Keycloak session of the user (tests start from a clean slate)."""
+    headers = {"Authorization": f"Bearer {await admin_token(base)}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.get(
+            f"{base}/admin/realms/{realm}/users", params={"username": username, "exact": "true"}
+        ) as r:
+            users = await r.json()
+        async with http.post(f"{base}/admin/realms/{realm}/users/{users[0]['id']}/logout") as r:
+            assert r.status == 204, await r.text()
+
+
+async def refresh(
+    issuer: str, refresh_token: str, client_id: str = "proxy", secret: str = "proxy-secret"
+) -> tuple[int, dict[str, Any]]:
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id,
+            "client_secret": secret}  # fmt: skip
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{issuer}/protocol/openid-connect/token", data=form) as r:
+            return r.status, await r.json()

@@ -1,0 +1,257 @@
+"""proxy.cookies: the signed ticket in the session cookie, and the cookies' attributes."""
+
+from __future__ import annotations
+
+import re
+import string
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from hypothesis import given
+from hypothesis import strategies as st
+
+from proxy.config import CookieConfig
+from proxy.cookies import CookieCodec
+from proxy.sessions.base import Ticket
+
+SECRET = "k" * 32
+FIXED = Ticket(bytes(range(16)), bytes(range(100, 132)))
+B64URL = string.ascii_letters + string.digits + "-_"
+
+
+def make_codec(lifetime: float = 3600, login_path: str = "/oauth", **cookie: object) -> CookieCodec:
+    return CookieCodec(CookieConfig(secret=SECRET, **cookie), lifetime, login_path)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def codec() -> CookieCodec:
+    return make_codec()
+
+
+def replace_char(text: str, index: int) -> str:
+    """``text`` with the character at ``index`` swapped for another base64url character."""
+    new = "A" if text[index] != "A" else "B"
+    return text[:index] + new + text[index + 1 :]
+
+
+# --- encode / decode -------------------------------------------------------------------------
+
+
+def test_round_trip(codec: CookieCodec) -> None:
+    ticket = Ticket.new()
+
+    assert codec.decode(codec.encode(ticket)) == ticket
+
+
+def test_value_is_short_and_cookie_safe(codec: CookieCodec) -> None:
+    value = codec.encode(Ticket.new())
+
+    assert len(value.encode()) < 200
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", value)
+
+
+def test_values_differ_per_ticket(codec: CookieCodec) -> None:
+    assert codec.encode(Ticket.new()) != codec.encode(Ticket.new())
+
+
+def test_ticket_from_cookies(codec: CookieCodec) -> None:
+    ticket = Ticket.new()
+
+    assert codec.ticket_from({"_auth_proxy": codec.encode(ticket), "other": "x"}) == ticket
+    assert codec.ticket_from({"other": "x"}) is None
+
+
+def test_other_secret_is_refused(codec: CookieCodec) -> None:
+    other = CookieCodec(CookieConfig(secret="o" * 32), 3600, "/oauth")
+
+    assert other.decode(codec.encode(Ticket.new())) is None
+
+
+@pytest.mark.parametrize("part", ["payload", "mac"])
+def test_tampered_part_is_refused(codec: CookieCodec, part: str) -> None:
+    prefix, payload, mac = codec.encode(FIXED).split(".")
+    if part == "payload":
+        payload = replace_char(payload, len(payload) // 2)
+    else:
+        mac = replace_char(mac, 0)
+
+    assert codec.decode(f"{prefix}.{payload}.{mac}") is None
+
+
+def test_tampered_prefix_is_refused(codec: CookieCodec) -> None:
+    value = codec.encode(FIXED)
+
+    assert codec.decode("2" + value[1:]) is None
+    assert codec.decode(value[2:]) is None
+
+
+def test_every_single_character_change_in_the_payload_is_refused(codec: CookieCodec) -> None:
+    prefix, payload, mac = codec.encode(FIXED).split(".")
+
+    for i in range(len(payload)):
+        assert codec.decode(f"{prefix}.{replace_char(payload, i)}.{mac}") is None, i
+
+
+@pytest.mark.parametrize("keep", [1, 2, 50, 66, 100, -1], ids=lambda k: f"first-{k}")
+def test_truncated_value_is_refused(codec: CookieCodec, keep: int) -> None:
+    assert codec.decode(codec.encode(FIXED)[:keep]) is None
+
+
+def test_ticket_of_wrong_length_is_refused(codec: CookieCodec) -> None:
+    short = Ticket(FIXED.id, FIXED.secret[:-1])
+
+    assert codec.decode(codec.encode(short)) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        ".",
+        "1.",
+        "1..",
+        "1.a.b.c",
+        "1.!!!!.@@@@",
+        "1.%%%.***",
+        "1.\x00.\x00",
+        "1.é.ö",
+        "🍪",
+        "é" * 50,
+        "1." + "A" * 10_000,
+    ],
+    ids=lambda v: repr(v)[:20],
+)
+def test_garbage_is_none(codec: CookieCodec, value: str | None) -> None:
+    assert codec.decode(value) is None
+
+
+def test_valid_value_padded_to_10kb_is_refused(codec: CookieCodec) -> None:
+    assert codec.decode(codec.encode(FIXED) + "A" * 10_000) is None
+
+
+@given(st.text())
+def test_decode_never_raises_on_text(value: str) -> None:
+    assert make_codec().decode(value) is None
+
+
+@given(st.text(alphabet=B64URL + ".=+/ ", max_size=200))
+def test_decode_never_raises_on_near_miss_values(tail: str) -> None:
+    assert make_codec().decode("1." + tail) is None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (low): decode() accepts values that encode() never produced: urlsafe_b64decode "
+    "discards non-alphabet characters and extra '=' and ignores the unused low bits of the MAC's "
+    "last character, so one signed cookie has many accepted spellings",
+)
+def test_only_the_exact_encoded_value_is_accepted(codec: CookieCodec) -> None:
+    value = codec.encode(FIXED)
+    prefix, payload, mac = value.split(".")
+    variants = [
+        *(f"{prefix}.{payload}.{mac[:-1]}{c}" for c in B64URL if c != mac[-1]),
+        f"{prefix}.{payload}.{mac[:5]}!!!!{mac[5:]}",
+        f"{value}==",
+    ]
+
+    assert [v for v in variants if codec.decode(v) is not None] == []
+
+
+# --- Set-Cookie ------------------------------------------------------------------------------
+
+
+async def set_cookie_headers(response: web.Response) -> dict[str, dict[str, str]]:
+    """Send ``response`` headers to a mocked request; Set-Cookie parsed as name → attributes.
+
+    The value is under ``"value"``; attribute names are lower case; flags map to ``""``.
+    """
+    await response.prepare(make_mocked_request("GET", "/"))
+    cookies: dict[str, dict[str, str]] = {}
+    for header in response.headers.getall("Set-Cookie", []):
+        first, *attributes = header.split("; ")
+        name, _, value = first.partition("=")
+        cookies[name] = {"value": value}
+        for attribute in attributes:
+            key, _, attr_value = attribute.partition("=")
+            cookies[name][key.lower()] = attr_value
+    return cookies
+
+
+async def test_set_has_secure_defaults(codec: CookieCodec) -> None:
+    response = web.Response()
+    codec.set(response, FIXED)
+
+    cookie = (await set_cookie_headers(response))["_auth_proxy"]
+
+    assert codec.decode(cookie["value"]) == FIXED
+    assert cookie["path"] == "/"
+    assert cookie["max-age"] == "3600"
+    assert cookie["samesite"] == "Lax"
+    assert "httponly" in cookie
+    assert "secure" in cookie
+    assert "domain" not in cookie
+
+
+async def test_set_follows_the_configuration() -> None:
+    codec = make_codec(lifetime=600, secure=False, samesite="strict", domain="example.com", name="sid")
+    response = web.Response()
+    codec.set(response, FIXED)
+
+    cookie = (await set_cookie_headers(response))["sid"]
+
+    assert "secure" not in cookie
+    assert cookie["samesite"] == "Strict"
+    assert cookie["domain"] == "example.com"
+    assert cookie["max-age"] == "600"
+    assert "httponly" in cookie
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"secure": False, "samesite": "strict", "domain": "example.com"}],
+    ids=["defaults", "configured"],
+)
+async def test_clear_expires_with_the_attributes_of_set(config: dict[str, object]) -> None:
+    codec = make_codec(**config)
+    set_response, clear_response = web.Response(), web.Response()
+    codec.set(set_response, FIXED)
+    codec.clear(clear_response)
+
+    was_set = (await set_cookie_headers(set_response))["_auth_proxy"]
+    cleared = (await set_cookie_headers(clear_response))["_auth_proxy"]
+
+    assert cleared["max-age"] == "0"
+    assert "1970" in cleared["expires"]
+    assert codec.decode(cleared["value"].strip('"')) is None
+    for attribute in ("path", "domain", "samesite", "secure", "httponly"):
+        assert cleared.get(attribute) == was_set.get(attribute), attribute
+
+
+async def test_login_cookie_lives_under_the_proxy_prefix() -> None:
+    codec = make_codec(login_path="/auth")
+    response = web.Response()
+    codec.set_login(response, "binding-value", 600)
+
+    cookie = (await set_cookie_headers(response))["_auth_proxy_login"]
+
+    assert cookie["value"] == "binding-value"
+    assert cookie["path"] == "/auth"
+    assert cookie["max-age"] == "600"
+    assert cookie["samesite"] == "Lax"
+    assert "httponly" in cookie
+    assert "secure" in cookie
+
+
+async def test_clear_login_uses_the_proxy_prefix() -> None:
+    codec = make_codec(login_path="/auth")
+    response = web.Response()
+    codec.clear_login(response)
+
+    cookie = (await set_cookie_headers(response))["_auth_proxy_login"]
+
+    assert cookie["path"] == "/auth"
+    assert cookie["max-age"] == "0"
+    assert "secure" in cookie
+    assert "httponly" in cookie
