@@ -224,9 +224,12 @@ class UpstreamConfig(_Section):
 
 
 class HeadersConfig(_Section):
-    max_groups_bytes: int | None = Field(default=4096, ge=256)
-    """X-Forwarded-Groups is cut to the whole group names that fit (and X-Forwarded-Groups-Truncated
-    is set): upstreams and nginx refuse header lines over 8 kB by default. null: no limit."""
+    max_groups_bytes: int | None = Field(default=2048, ge=256)
+    """The groups header is cut to the whole group names that fit (and ...-Groups-Truncated is set):
+    nginx reads an auth_request answer into a 4 kB buffer by default and refuses request header
+    lines over 8 kB. null: no limit."""
+    pass_access_token: bool = False
+    """Add X-Auth-Request-Access-Token to /oauth/auth answers (mind nginx's proxy_buffer_size)."""
 
 
 class LogoutConfig(_Section):

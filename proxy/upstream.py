@@ -119,7 +119,7 @@ def groups_value(groups: Sequence[str], max_bytes: int | None) -> tuple[str, boo
     return ",".join(kept), True
 
 
-def identity_headers(identity: Identity, max_groups_bytes: int | None = 4096) -> dict[str, str]:
+def identity_headers(identity: Identity, max_groups_bytes: int | None = 2048) -> dict[str, str]:
     out = {"X-Forwarded-User": _clean(identity.user)}
     if identity.email:
         out["X-Forwarded-Email"] = _clean(identity.email)
@@ -142,7 +142,7 @@ def upstream_request_headers(
     trust_forwarded: bool,
     scheme: str,
     host: str,
-    max_groups_bytes: int | None = 4096,
+    max_groups_bytes: int | None = 2048,
 ) -> CIMultiDict[str]:
     listed = _connection_listed(request.headers.items())
     spoofable = {h.lower() for h in IDENTITY_HEADERS}

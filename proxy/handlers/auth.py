@@ -19,6 +19,7 @@ from ..oidc.tokens import verify_id_token
 from ..redirects import safe_redirect
 from ..sessions.base import Identity, LoginState, Session
 from ..sessions.store import LOGIN_TTL
+from .auth_request import original_url
 from .context import own_origin, prefix, start_url
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,11 @@ async def start(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     meta = request.app[PROVIDER].metadata
     own = own_origin(request)
-    return_to = safe_redirect(request.query.get("rd"), own, settings.logout.allowed_redirect_domains)
+    # rd, else the original URL an auth_request caller names (nginx's @signin passes it as a header)
+    rd = request.query.get("rd") or original_url(request)
+    return_to = safe_redirect(rd, own, settings.logout.allowed_redirect_domains)
     if return_to is None:
-        if request.query.get("rd"):
+        if rd:
             log.warning("rejected unsafe rd on /start", extra={"event": "unsafe_redirect"})
         return_to = own + "/"
     # One binding value per browser, reused while it lives, so that logins started in two tabs

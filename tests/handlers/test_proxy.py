@@ -169,7 +169,7 @@ async def test_big_group_lists_are_cut_to_fit(
     proxy = await make_proxy(issuer=fake_provider.issuer, upstream=upstream)
     async with await signed_in_browser(proxy.url) as browser, browser.get(proxy.url + "/echo") as r:
         headers = dict((await r.json())["headers"])
-    assert len(headers["X-Forwarded-Groups"]) <= 4096
+    assert len(headers["X-Forwarded-Groups"]) <= 2048
     assert headers["X-Forwarded-Groups"].split(",")[0] == "team-0000-platform-engineering-observability-squad"
     assert all(g.endswith("squad") for g in headers["X-Forwarded-Groups"].split(","))
     assert headers["X-Forwarded-Groups-Truncated"] == "true"

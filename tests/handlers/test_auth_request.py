@@ -1,0 +1,103 @@
+"""/oauth/auth as nginx, ingress-nginx and Traefik call it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from tests.conftest import ProxyFactory, RunningProxy
+from tests.support.fake_provider import FakeProvider
+from tests.support.login import signed_in_browser
+from tests.support.servers import free_port
+
+
+@pytest.fixture
+async def proxy(make_proxy: ProxyFactory, fake_provider: FakeProvider) -> RunningProxy:
+    return await make_proxy(issuer=fake_provider.issuer, headers={"pass_access_token": True})
+
+
+@pytest.fixture
+async def browser(proxy: RunningProxy) -> AsyncIterator[aiohttp.ClientSession]:
+    async with await signed_in_browser(proxy.url) as b:
+        yield b
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "DELETE"])
+async def test_signed_in_is_202_with_identity(
+    proxy: RunningProxy, browser: aiohttp.ClientSession, method: str
+) -> None:
+    async with browser.request(method, proxy.url + "/oauth/auth") as r:
+        assert r.status == 202
+        assert r.headers["X-Auth-Request-User"] == "user1"
+        assert r.headers["X-Auth-Request-Email"] == "user1@example.test"
+        assert r.headers["X-Auth-Request-Preferred-Username"] == "user1"
+        assert r.headers["X-Auth-Request-Groups"] == "staff,dev"
+        assert r.headers["X-Auth-Request-Access-Token"]
+        assert await r.read() == b""
+
+
+async def test_not_signed_in_is_401_without_redirect(proxy: RunningProxy) -> None:
+    async with aiohttp.ClientSession() as anon:
+        for headers in ({}, {"Accept": "text/html"}, {"Cookie": "_auth_proxy=forged.value"}):
+            async with anon.get(proxy.url + "/oauth/auth", headers=headers, allow_redirects=False) as r:
+                assert r.status == 401 and "X-Auth-Request-User" not in r.headers
+
+
+async def test_traefik_can_ask_for_a_redirect_to_the_original_page(proxy: RunningProxy) -> None:
+    host = proxy.url.removeprefix("http://")
+    traefik = {"X-Forwarded-Method": "GET", "X-Forwarded-Proto": "http", "X-Forwarded-Host": host,
+               "X-Forwarded-Uri": "/app/page?a=1&b=2"}  # fmt: skip
+    async with aiohttp.ClientSession() as anon:
+        async with anon.get(
+            proxy.url + "/oauth/auth?redirect=1", headers=traefik, allow_redirects=False
+        ) as r:
+            assert r.status == 302
+            location = r.headers["Location"]
+        async with anon.get(proxy.url + location, allow_redirects=False) as r:
+            assert r.status == 302  # on to the provider; the login state remembers the original URL
+        traefik["X-Forwarded-Method"] = "POST"
+        async with anon.get(
+            proxy.url + "/oauth/auth?redirect=1", headers=traefik, allow_redirects=False
+        ) as r:
+            assert r.status == 401
+
+
+@pytest.mark.parametrize(
+    "query, status",
+    [
+        ("allowed_groups=dev", 202),
+        ("allowed_groups=admins,staff", 202),
+        ("allowed_groups=admins", 403),
+        ("allowed_emails=user1@example.test", 202),
+        ("allowed_emails=other@example.test", 403),
+        ("allowed_email_domains=example.test", 202),
+        ("allowed_email_domains=example.org", 403),
+        ("allowed_groups=dev&allowed_email_domains=example.org", 403),
+    ],
+)
+async def test_per_location_narrowing(
+    proxy: RunningProxy, browser: aiohttp.ClientSession, query: str, status: int
+) -> None:
+    async with browser.get(proxy.url + "/oauth/auth?" + query) as r:
+        assert r.status == status
+        if status == 403:
+            assert "X-Auth-Request-User" not in r.headers
+
+
+async def test_store_down_is_503_never_202(make_proxy: ProxyFactory, fake_provider: FakeProvider) -> None:
+    proxy = await make_proxy(
+        issuer=fake_provider.issuer,
+        session={"store": "redis", "redis_url": f"redis://127.0.0.1:{free_port()}/0"},
+    )
+    async with aiohttp.ClientSession() as client:
+        # A well-formed cookie makes the proxy ask the store, which is down.
+        from proxy.keys import COOKIES
+        from proxy.sessions.base import Ticket
+
+        cookie = proxy.app[COOKIES].encode(Ticket.new())
+        async with client.get(proxy.url + "/oauth/auth", headers={"Cookie": f"_auth_proxy={cookie}"}) as r:
+            assert r.status == 503
+        async with client.get(proxy.url + "/ready") as r:
+            assert r.status == 503 and (await r.json())["store"] == "unavailable"
