@@ -8,6 +8,7 @@ the app's cleanup contexts and ``/ready``.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,7 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -41,8 +42,8 @@ def parse_duration(value: Any) -> float:
         if not match:
             raise ValueError(f"{value!r} is not a duration such as '8h', '30m', '10s' or '250ms'")
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError("a duration must be positive")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError("a duration must be a positive, finite number")
     return seconds
 
 
@@ -304,13 +305,21 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
         except OSError as exc:
             raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {str(path)!r} is not UTF-8 text") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {str(path)!r} must be a mapping of sections")
         data = loaded or {}
     data.update(overrides)
+    # Settings(**data) would take "_env_prefix" and friends as pydantic-settings options: refuse them.
+    bad = sorted(str(k) for k in data if not isinstance(k, str) or k.startswith("_"))
+    if bad:
+        raise ConfigError("invalid configuration:\n" + "\n".join(f"  {k}: unknown key" for k in bad))
     try:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_format(exc)) from None
+    except SettingsError as exc:
+        raise ConfigError(f"invalid configuration from the environment: {exc}") from None

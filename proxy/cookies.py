@@ -62,6 +62,8 @@ class CookieCodec:
             return None
         if not hmac.compare_digest(mac_raw, self._mac(payload)):
             return None
+        if _b64e(raw) != payload[len(_PREFIX) :] or _b64e(mac_raw) != mac:
+            return None  # one value, one spelling: b64decode tolerates stray characters and padding
         if len(raw) != Ticket.ID_BYTES + Ticket.SECRET_BYTES:
             return None
         return Ticket(raw[: Ticket.ID_BYTES], raw[Ticket.ID_BYTES :])

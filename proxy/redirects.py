@@ -46,8 +46,8 @@ def safe_redirect(target: str | None, origin: str, allowed_domains: Sequence[str
     if "@" in parts.netloc or not parts.hostname.isascii():
         return None
     own = urlsplit(origin)
-    own_host = f"{own.hostname}:{own.port}" if own.port else str(own.hostname)
-    host = f"{parts.hostname}:{port}" if port else parts.hostname
+    own_host = f"{own.hostname}:{own.port}" if own.port is not None else str(own.hostname)
+    host = f"{parts.hostname}:{port}" if port is not None else parts.hostname
     if host == own_host or _domain_allowed(parts.hostname, allowed_domains):
         return target
     return None

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
@@ -36,9 +37,16 @@ IDENTITY_HEADERS = (
     "X-Forwarded-Email",
     "X-Forwarded-Preferred-Username",
     "X-Forwarded-Groups",
+    "X-Forwarded-Groups-Truncated",
 )
 """What the upstream may trust; any copy a client sends is dropped before ours are added."""
+_SPOOFABLE = frozenset(h.lower() for h in IDENTITY_HEADERS)
 _SPOOFABLE_PREFIXES = ("x-auth-request-",)
+_FORWARDING = frozenset(
+    ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix",
+     "x-real-ip", "forwarded")
+)  # fmt: skip
+"""Believed only from a trusted front proxy (``server.trust_forwarded_headers``)."""
 _CHUNK = 65536
 
 
@@ -67,9 +75,22 @@ class Upstream:
         base = self.url.raw_path.rstrip("/")
         if base:
             path, sep, query = raw_path.partition("?")
-            rest = path[len(self.prefix.rstrip("/")) :]
+            rest = _after_prefix(path, self.prefix.rstrip("/"))
             raw_path = base + (rest if rest.startswith("/") or not rest else "/" + rest) + sep + query
         return URL(str(self.url.origin()) + raw_path, encoded=True)
+
+
+def _after_prefix(raw_path: str, prefix: str) -> str:
+    """What follows ``prefix`` in ``raw_path``, keeping its encoding. Routing matched the decoded
+    path, so the prefix itself may be spelled with escapes (``/%61pp`` for ``/app``)."""
+    if raw_path.startswith(prefix):
+        return raw_path[len(prefix) :]
+    segments = raw_path.split("/")
+    for i in range(1, len(segments) + 1):
+        head = "/".join(segments[:i])
+        if unquote(head) == prefix:
+            return raw_path[len(head) :]
+    return raw_path
 
 
 class Router:
@@ -145,16 +166,15 @@ def upstream_request_headers(
     max_groups_bytes: int | None = 2048,
 ) -> CIMultiDict[str]:
     listed = _connection_listed(request.headers.items())
-    spoofable = {h.lower() for h in IDENTITY_HEADERS}
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in request.headers.items():
         low = name.lower()
-        if low in HOP_BY_HOP or low in listed or low in spoofable or low.startswith(_SPOOFABLE_PREFIXES):
+        # Compare with "_" read as "-": WSGI/CGI upstreams (Django, Flask, PHP) see X_Forwarded_User
+        # and X-Forwarded-User as the same variable (cf. oauth2-proxy CVE-2025-64484).
+        norm = low.replace("_", "-")
+        if low in HOP_BY_HOP or low in listed or norm in _SPOOFABLE or norm.startswith(_SPOOFABLE_PREFIXES):
             continue
-        if (
-            low in ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded")
-            and not trust_forwarded
-        ):
+        if norm in _FORWARDING and (not trust_forwarded or low != norm):
             continue
         if low == "host" and not upstream.pass_host_header:
             continue

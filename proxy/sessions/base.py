@@ -55,6 +55,8 @@ class Identity:
         groups = claims.get("groups") or ()
         if isinstance(groups, str):
             groups = (groups,)
+        elif not isinstance(groups, (list, tuple)):
+            groups = ()
         return cls(
             sub=str(claims["sub"]),
             email=_str_or_none(claims.get("email")),
