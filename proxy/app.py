@@ -12,7 +12,7 @@ from aiohttp import web
 from .config import Settings
 from .cookies import CookieCodec
 from .errors import StoreUnavailable
-from .handlers import auth, auth_request, logout, probe
+from .handlers import auth, auth_request, backchannel, logout, probe
 from .handlers import proxy as proxy_handler
 from .keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, ROUTER, SETTINGS, STORE, UPSTREAM_HTTP
 from .middlewares import errors, request_context, stamp_request_id
@@ -99,6 +99,7 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
     r.add_route("POST", f"{prefix}/sign_out", logout.sign_out)
     r.add_get(f"{prefix}/userinfo", probe.userinfo)
     r.add_route("*", f"{prefix}/auth", auth_request.auth_check)
+    r.add_post(f"{prefix}/backchannel_logout", backchannel.backchannel_logout)
     r.add_get("/ping", probe.ping)
     r.add_get("/ready", probe.ready)
     r.add_route("*", "/{tail:.*}", proxy_handler.proxy)

@@ -61,7 +61,7 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     session = await current_session(request)
     ticket = codec.ticket_from(request.cookies)
     if ticket is not None:
-        await store.delete(ticket)
+        await store.delete(ticket, session)
     target = logout_target(request)
     provider = app[PROVIDER]
     endpoint = provider.metadata.end_session_endpoint if provider.ready else None

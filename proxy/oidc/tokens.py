@@ -13,6 +13,7 @@ from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jws import JWSRegistry
+from joserfc.jwt import JWTClaimsRegistry
 
 from ..errors import TokenInvalid
 from .discovery import Provider
@@ -23,6 +24,20 @@ LEEWAY = 60
 
 def _decode(token: str, keys: Any, algs: tuple[str, ...]) -> jwt.Token:
     return jwt.decode(token, keys, registry=JWSRegistry(algorithms=list(algs)))
+
+
+async def _signed(provider: Provider, raw: str, what: str) -> jwt.Token:
+    """Decode ``raw`` checking its signature against the provider's keys (refetched once on a new kid)."""
+    algs = provider.metadata.id_token_algs
+    try:
+        try:
+            return _decode(raw, await provider.keys(), algs)
+        except InvalidKeyIdError:
+            return _decode(raw, await provider.keys(refresh=True), algs)
+    except JoseError as exc:
+        raise TokenInvalid(f"{what} signature: {exc.error}: {exc.description or ''}".strip()) from None
+    except (ValueError, TypeError) as exc:
+        raise TokenInvalid(f"{what} is malformed: {exc}") from None
 
 
 async def verify_id_token(
@@ -40,15 +55,7 @@ async def verify_id_token(
     then ``iss``, ``aud``, ``exp``, ``iat``, ``nonce``, ``azp`` and ``at_hash``.
     """
     meta = provider.metadata
-    try:
-        try:
-            token = _decode(id_token, await provider.keys(), meta.id_token_algs)
-        except InvalidKeyIdError:
-            token = _decode(id_token, await provider.keys(refresh=True), meta.id_token_algs)
-    except JoseError as exc:
-        raise TokenInvalid(f"id_token signature: {exc.error}: {exc.description or ''}".strip()) from None
-    except ValueError as exc:
-        raise TokenInvalid(f"id_token is malformed: {exc}") from None
+    token = await _signed(provider, id_token, "id_token")
     options: dict[str, Any] = {
         "iss": {"essential": True, "value": meta.issuer},
         "aud": {"essential": True, "value": client_id},
@@ -63,4 +70,51 @@ async def verify_id_token(
         raise TokenInvalid(f"id_token claims: {exc.error}: {exc.description or ''}".strip()) from None
     if not isinstance(claims.get("sub"), str) or not claims["sub"]:
         raise TokenInvalid("id_token has no subject")
+    return dict(claims)
+
+
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+LOGOUT_TOKEN_MAX_AGE = 300
+"""Logout tokens issued longer ago than this are refused (Keycloak's live 120 s)."""
+
+
+async def verify_logout_token(
+    provider: Provider, logout_token: str, *, client_id: str, now: float | None = None
+) -> dict[str, Any]:
+    """The claims of a valid OIDC Back-Channel Logout token, or ``TokenInvalid`` saying why not.
+
+    Per the spec (section 2.6): signature, ``iss``, ``aud``, ``iat`` (recent), ``exp`` if present,
+    ``jti`` present, the back-channel ``events`` member, ``sid`` and/or ``sub``, and no ``nonce``.
+    Replay (the same ``jti`` twice) is the caller's to check, since it needs the store.
+    """
+    token = await _signed(provider, logout_token, "logout_token")
+    typ = str(token.header.get("typ", "logout+jwt")).lower()
+    if typ not in ("logout+jwt", "jwt", "application/logout+jwt"):
+        raise TokenInvalid(f"logout_token has typ {typ!r}")
+    at = int(now if now is not None else time.time())
+    registry = JWTClaimsRegistry(
+        now=at,
+        leeway=LEEWAY,
+        iss={"essential": True, "value": provider.metadata.issuer},
+        aud={"essential": True, "value": client_id},
+        iat={"essential": True},
+        jti={"essential": True},
+    )
+    claims = token.claims
+    try:
+        registry.validate(claims)
+    except JoseError as exc:
+        raise TokenInvalid(f"logout_token claims: {exc.error}: {exc.description or ''}".strip()) from None
+    if claims["iat"] < at - LOGOUT_TOKEN_MAX_AGE - LEEWAY:
+        raise TokenInvalid("logout_token is too old")
+    events = claims.get("events")
+    if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_EVENT), dict):
+        raise TokenInvalid("logout_token lacks the back-channel logout event")
+    if "nonce" in claims:
+        raise TokenInvalid("logout_token must not carry a nonce")
+    sid, sub = claims.get("sid"), claims.get("sub")
+    if not (isinstance(sid, str) and sid) and not (isinstance(sub, str) and sub):
+        raise TokenInvalid("logout_token names neither sid nor sub")
+    if not isinstance(claims["jti"], str) or not claims["jti"]:
+        raise TokenInvalid("logout_token has no usable jti")
     return dict(claims)

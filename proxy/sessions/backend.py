@@ -20,6 +20,16 @@ class Backend(Protocol):
 
     async def delete(self, *keys: str) -> int: ...
 
+    async def add_new(self, key: str, value: bytes, ttl: int) -> bool:
+        """Store only if ``key`` is absent (SET NX); whether it was stored."""
+
+    async def index_add(self, key: str, member: str, ttl: int) -> None:
+        """Add ``member`` to the set at ``key``, keeping the set at least ``ttl`` seconds more."""
+
+    async def index_members(self, key: str) -> frozenset[str]: ...
+
+    async def index_remove(self, key: str, member: str) -> None: ...
+
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...

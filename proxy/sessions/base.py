@@ -32,8 +32,12 @@ class Ticket:
 
     @property
     def key(self) -> str:
-        """The store key for this session (the hash tag keeps related keys in one Cluster slot)."""
-        return f"ap:s:{{{self.id.hex()}}}"
+        return session_key(self.id.hex())
+
+
+def session_key(session_id_hex: str) -> str:
+    """The store key of a session (the ``{...}`` hash tag keeps its keys in one Cluster slot)."""
+    return f"ap:s:{{{session_id_hex}}}"
 
 
 @dataclass(frozen=True)

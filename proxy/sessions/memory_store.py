@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Callable
 
@@ -10,6 +11,7 @@ class MemoryBackend:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._data: dict[str, tuple[bytes, float]] = {}
+        self._sets: dict[str, tuple[builtins.set[str], float]] = {}
 
     def _live(self, key: str) -> bytes | None:
         item = self._data.get(key)
@@ -44,11 +46,45 @@ class MemoryBackend:
                 removed += 1
         return removed
 
+    async def add_new(self, key: str, value: bytes, ttl: int) -> bool:
+        if self._live(key) is not None:
+            return False
+        await self.set(key, value, ttl)
+        return True
+
+    def _live_set(self, key: str) -> builtins.set[str] | None:
+        item = self._sets.get(key)
+        if item is None or self._clock() >= item[1]:
+            self._sets.pop(key, None)
+            return None
+        return item[0]
+
+    async def index_add(self, key: str, member: str, ttl: int) -> None:
+        members = self._live_set(key)
+        if members is None:
+            members, deadline = builtins.set(), 0.0
+        else:
+            deadline = self._sets[key][1]
+        deadline = max(deadline, self._clock() + ttl)
+        members.add(member)
+        self._sets[key] = (members, deadline)
+
+    async def index_members(self, key: str) -> frozenset[str]:
+        return frozenset(self._live_set(key) or ())
+
+    async def index_remove(self, key: str, member: str) -> None:
+        members = self._live_set(key)
+        if members is not None:
+            members.discard(member)
+            if not members:
+                del self._sets[key]
+
     async def ping(self) -> None:
         return None
 
     async def close(self) -> None:
         self._data.clear()
+        self._sets.clear()
 
     def _sweep(self) -> None:
         now = self._clock()

@@ -57,6 +57,29 @@ class RedisBackend:
         count: int = await self._call(self._redis.delete(*keys))
         return count
 
+    async def add_new(self, key: str, value: bytes, ttl: int) -> bool:
+        if ttl <= 0:
+            raise ValueError("ttl must be positive")
+        return bool(await self._call(self._redis.set(key, value, ex=ttl, nx=True)))
+
+    async def index_add(self, key: str, member: str, ttl: int) -> None:
+        async def run() -> None:
+            # One key, so one slot: fine on Cluster. NX sets a first TTL, GT only ever extends it.
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.sadd(key, member)
+                pipe.expire(key, ttl, nx=True)
+                pipe.expire(key, ttl, gt=True)
+                await pipe.execute()
+
+        await self._call(run())
+
+    async def index_members(self, key: str) -> frozenset[str]:
+        raw = await self._call(self._redis.smembers(key))
+        return frozenset(m.decode() if isinstance(m, bytes) else str(m) for m in raw)
+
+    async def index_remove(self, key: str, member: str) -> None:
+        await self._call(self._redis.srem(key, member))
+
     async def ping(self) -> None:
         await self._call(self._redis.ping())
 

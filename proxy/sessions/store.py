@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from .backend import Backend
-from .base import LoginState, Session, Ticket
+from .base import LoginState, Session, Ticket, session_key
 from .crypto import open_sealed, seal
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,20 @@ LOGIN_TTL = 600
 
 def _login_key(state: str) -> str:
     return "ap:login:" + hashlib.sha256(state.encode()).hexdigest()
+
+
+def _h(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def sid_index(sid: str) -> str:
+    """The set of our session ids that belong to one provider session (back-channel logout)."""
+    return f"ap:sid:{{{_h(sid)}}}"
+
+
+def sub_index(sub: str) -> str:
+    """The set of our session ids of one user (logout of all their sessions)."""
+    return f"ap:sub:{{{_h(sub)}}}"
 
 
 class SessionStore:
@@ -34,6 +48,11 @@ class SessionStore:
 
     async def save(self, ticket: Ticket, session: Session) -> None:
         ttl = session.ttl(self._clock())
+        # Index first: a session that exists is always findable by back-channel logout. (An index
+        # entry whose session is gone is harmless: deleting it again is a no-op.)
+        if session.sid:
+            await self.backend.index_add(sid_index(session.sid), ticket.id.hex(), ttl)
+        await self.backend.index_add(sub_index(session.identity.sub), ticket.id.hex(), ttl)
         await self.backend.set(ticket.key, seal(ticket, session.to_bytes()), ttl)
 
     async def load(self, ticket: Ticket) -> Session | None:
@@ -54,8 +73,33 @@ class SessionStore:
             return None
         return session
 
-    async def delete(self, ticket: Ticket) -> bool:
-        return await self.backend.delete(ticket.key) > 0
+    async def delete(self, ticket: Ticket, session: Session | None = None) -> bool:
+        """End one session; with ``session`` given, its index entries go too."""
+        removed = await self.backend.delete(ticket.key) > 0
+        if session is not None:
+            if session.sid:
+                await self.backend.index_remove(sid_index(session.sid), ticket.id.hex())
+            await self.backend.index_remove(sub_index(session.identity.sub), ticket.id.hex())
+        return removed
+
+    async def _end_indexed(self, index: str) -> int:
+        ended = 0
+        for session_id in sorted(await self.backend.index_members(index)):
+            ended += await self.backend.delete(session_key(session_id))  # one key a call: Cluster-safe
+        await self.backend.delete(index)
+        return ended
+
+    async def end_provider_session(self, sid: str) -> int:
+        """End every session created from the provider session ``sid``; how many were live."""
+        return await self._end_indexed(sid_index(sid))
+
+    async def end_user_sessions(self, sub: str) -> int:
+        """End every session of the user ``sub``; how many were live."""
+        return await self._end_indexed(sub_index(sub))
+
+    async def first_use(self, name: str, ttl: int) -> bool:
+        """True the first time ``name`` is seen within ``ttl`` seconds (replay protection)."""
+        return await self.backend.add_new("ap:once:" + _h(name), b"1", ttl)
 
     async def put_login(self, state: str, login: LoginState) -> None:
         await self.backend.set(_login_key(state), login.to_bytes(), LOGIN_TTL)

@@ -16,7 +16,7 @@ from proxy.sessions.backend import Backend
 from proxy.sessions.base import Identity, LoginState, Session, Ticket
 from proxy.sessions.memory_store import MemoryBackend
 from proxy.sessions.redis_store import RedisBackend
-from proxy.sessions.store import LOGIN_TTL, SessionStore
+from proxy.sessions.store import LOGIN_TTL, SessionStore, sid_index, sub_index
 from tests.support.servers import free_port
 
 
@@ -33,6 +33,7 @@ class Harness:
     backend: Backend
     ttl_of: Callable[[str], Awaitable[float]]
     clock: Clock
+    ttl_of_set: Callable[[str], Awaitable[float]]
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -45,7 +46,11 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
             item = mem._data.get(key)
             return -2 if item is None else item[1] - clock.now
 
-        yield Harness(mem, mem_ttl, clock)
+        async def mem_set_ttl(key: str) -> float:
+            item = mem._sets.get(key)
+            return -2 if item is None else item[1] - clock.now
+
+        yield Harness(mem, mem_ttl, clock, mem_set_ttl)
         return
     url = request.getfixturevalue("redis_srv").url  # a sync fixture: safe to pull from here
     backend = RedisBackend.from_url(url)
@@ -55,7 +60,7 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     async def redis_ttl(key: str) -> float:
         return float(await raw.ttl(key))
 
-    yield Harness(backend, redis_ttl, clock)
+    yield Harness(backend, redis_ttl, clock, redis_ttl)
     await backend.close()
     await raw.aclose()
 
@@ -198,3 +203,66 @@ async def test_unreachable_redis_raises_store_unavailable() -> None:
             await op
     assert time.monotonic() - started < 10
     await backend.close()
+
+
+# --- indexes for logout everywhere ---------------------------------------------------------------
+
+
+async def test_add_new_is_set_if_absent(harness: Harness) -> None:
+    assert await harness.backend.add_new("once", b"1", 60) is True
+    assert await harness.backend.add_new("once", b"2", 60) is False
+    assert await harness.backend.get("once") == b"1"
+
+
+async def test_index_add_members_remove_and_ttl_only_grows(harness: Harness) -> None:
+    b = harness.backend
+    await b.index_add("idx", "a", 100)
+    await b.index_add("idx", "b", 50)  # a shorter ttl must not shorten the set's life
+    assert await b.index_members("idx") == {"a", "b"}
+    assert 98 <= await harness.ttl_of_set("idx") <= 100
+    await b.index_add("idx", "c", 300)
+    assert 298 <= await harness.ttl_of_set("idx") <= 300
+    await b.index_remove("idx", "a")
+    assert await b.index_members("idx") == {"b", "c"}
+    assert await b.index_members("missing") == frozenset()
+
+
+async def test_ending_a_provider_session_ends_all_its_sessions_only(harness: Harness) -> None:
+    store = SessionStore(harness.backend, clock=harness.clock)
+    mine = make_session(harness.clock.now)
+    other = replace(mine, sid="sid-2")
+    t1, t2, t3 = await store.create(mine), await store.create(mine), await store.create(other)
+    assert await store.end_provider_session("sid-1") == 2
+    assert await store.load(t1) is None and await store.load(t2) is None
+    assert await store.load(t3) is not None
+    assert await store.end_provider_session("sid-1") == 0
+
+
+async def test_ending_a_users_sessions(harness: Harness) -> None:
+    store = SessionStore(harness.backend, clock=harness.clock)
+    alice = make_session(harness.clock.now)
+    bob = replace(alice, identity=replace(alice.identity, sub="u-2"), sid="sid-9")
+    ta1, ta2, tb = (
+        await store.create(alice),
+        await store.create(replace(alice, sid=None)),
+        await store.create(bob),
+    )
+    assert await store.end_user_sessions("u-1") == 2
+    assert await store.load(ta1) is None and await store.load(ta2) is None
+    assert await store.load(tb) is not None
+
+
+async def test_delete_with_session_cleans_its_index_entries(harness: Harness) -> None:
+    store = SessionStore(harness.backend, clock=harness.clock)
+    session = make_session(harness.clock.now)
+    ticket = await store.create(session)
+    await store.delete(ticket, session)
+    assert await harness.backend.index_members(sid_index("sid-1")) == frozenset()
+    assert await harness.backend.index_members(sub_index("u-1")) == frozenset()
+
+
+async def test_first_use(harness: Harness) -> None:
+    store = SessionStore(harness.backend, clock=harness.clock)
+    assert await store.first_use("jti:1", 60) is True
+    assert await store.first_use("jti:1", 60) is False
+    assert await store.first_use("jti:2", 60) is True

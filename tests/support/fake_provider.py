@@ -53,6 +53,21 @@ class FakeProvider:
                   **self.claims, **overrides}  # fmt: skip
         return self.sign(claims)
 
+    def logout_token(self, *, drop: tuple[str, ...] = (), header: dict[str, Any] | None = None,
+                     key: RSAKey | None = None, **claims: Any) -> str:  # fmt: skip
+        """A back-channel logout token as Keycloak sends it; override or ``drop`` claims to break it."""
+        now = int(time.time())
+        body: dict[str, Any] = {
+            "iss": self.issuer, "aud": self.client_id, "iat": now, "exp": now + 120,
+            "jti": secrets.token_urlsafe(12), "sub": self.claims["sub"], "sid": self.claims["sid"],
+            "events": {"http://schemas.openid.net/event/backchannel-logout": {}}, "typ": "Logout",
+        }  # fmt: skip
+        body.update(claims)
+        for name in drop:
+            body.pop(name, None)
+        key = key or self.key
+        return jwt.encode(header or {"alg": "RS256", "kid": key.kid, "typ": "logout+jwt"}, body, key)
+
     # --- endpoints ---------------------------------------------------------------------------
 
     async def discovery(self, request: web.Request) -> web.Response:

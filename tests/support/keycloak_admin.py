@@ -48,3 +48,16 @@ async def refresh(
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{issuer}/protocol/openid-connect/token", data=form) as r:
             return r.status, await r.json()
+
+
+async def set_client_attribute(base: str, realm: str, client_id: str, name: str, value: str) -> str:
+    """Set one attribute of a client (e.g. its back-channel logout URL); returns the old value."""
+    headers = {"Authorization": f"Bearer {await admin_token(base)}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.get(f"{base}/admin/realms/{realm}/clients", params={"clientId": client_id}) as r:
+            client = (await r.json())[0]
+        old: str = client.get("attributes", {}).get(name, "")
+        client.setdefault("attributes", {})[name] = value
+        async with http.put(f"{base}/admin/realms/{realm}/clients/{client['id']}", json=client) as r:
+            assert r.status == 204, await r.text()
+        return old
