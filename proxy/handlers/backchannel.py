@@ -1,4 +1,5 @@
-"""OIDC Back-Channel Logout 1.0: the provider tells us a session ended; we end ours, everywhere.
+"""OIDC Back-Channel (and Front-Channel) Logout: the provider tells us a session ended; we end ours,
+everywhere.
 
 ``POST /oauth/backchannel_logout`` with a form field ``logout_token``. 200 when the token is valid
 (whether or not we had sessions for it), 400 with a JSON error otherwise; a bad token deletes
@@ -8,6 +9,7 @@ nothing. Sessions live in the shared store, so every replica sees the deletion a
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -53,3 +55,28 @@ async def backchannel_logout(request: web.Request) -> web.StreamResponse:
         extra={"event": "logout", "kind": "backchannel", "sub": sub, "sessions_ended": ended},
     )
     return web.Response(status=200, headers=HEADERS)
+
+
+async def frontchannel_logout(request: web.Request) -> web.StreamResponse:
+    """OIDC Front-Channel Logout: the provider frames ``?iss=...&sid=...`` in the user's browser.
+
+    The session cookie is not sent to a cross-site frame (SameSite=Lax), so the ``sid`` names what to
+    end. ``iss`` must be our provider's. Answers a tiny page the provider may frame.
+    """
+    app = request.app
+    issuer = app[PROVIDER].metadata.issuer
+    sid, iss = request.query.get("sid", ""), request.query.get("iss", "")
+    if not sid or (iss and iss != issuer):
+        log.warning("front-channel logout refused", extra={"event": "frontchannel_refused"})
+        return web.Response(status=400, text="bad front-channel logout request", headers=HEADERS)
+    ended = await app[STORE].end_provider_session(sid)
+    log.info(
+        "front-channel logout", extra={"event": "logout", "kind": "frontchannel", "sessions_ended": ended}
+    )
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(issuer))
+    headers = {**HEADERS, "Content-Security-Policy": f"default-src 'none'; frame-ancestors {origin}"}
+    return web.Response(text=FRAME_PAGE, content_type="text/html", headers=headers)
+
+
+FRAME_PAGE = '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signed out</title></head>' \
+    "<body>Signed out.</body></html>"  # fmt: skip
