@@ -37,7 +37,8 @@ def default_backend(settings: Settings) -> Backend:
 
 def _store_ctx(make_backend: BackendFactory) -> Callable[[web.Application], AsyncIterator[None]]:
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-        store = SessionStore(make_backend(app[SETTINGS]))
+        settings = app[SETTINGS]
+        store = SessionStore(make_backend(settings), idle_timeout=settings.session.idle_timeout)
         try:
             await store.ping()
         except StoreUnavailable as exc:

@@ -190,6 +190,10 @@ class SessionConfig(_Section):
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     lifetime: Duration = 8 * 3600.0
     """Absolute lifetime of a session."""
+    idle_timeout: Duration | None = None
+    """Sliding: a session unused this long ends (null: only the absolute lifetime applies)."""
+    refresh_skew: Duration = 60.0
+    """Refresh the access token when it expires within this long."""
 
     @field_validator("redis_url")
     @classmethod

@@ -110,6 +110,8 @@ async def _callback(request: web.Request) -> web.StreamResponse:
         redirect_uri=login.redirect_uri,
         code_verifier=login.code_verifier,
     )
+    if tokens.id_token is None:  # parse() requires one after a code exchange; this keeps mypy sure of it
+        raise _Fail("The sign-in provider returned no ID token.")
     claims = await verify_id_token(
         provider,
         tokens.id_token,
@@ -127,6 +129,7 @@ async def _callback(request: web.Request) -> web.StreamResponse:
         created_at=now,
         expires_at=now + settings.session.lifetime,
         access_expires_at=now + tokens.expires_in if tokens.expires_in else None,
+        refresh_expires_at=now + tokens.refresh_expires_in if tokens.refresh_expires_in else None,
     )
     old = codec.ticket_from(request.cookies)
     if old is not None:

@@ -32,26 +32,37 @@ class Client:
 @dataclass(frozen=True)
 class TokenResponse:
     access_token: str
-    id_token: str
+    id_token: str | None
+    """Always there after a code exchange; a refresh may omit it."""
     refresh_token: str | None
     expires_in: float | None
+    refresh_expires_in: float | None = None
+    """Keycloak's extension: when the refresh token (and so the SSO session, idle) runs out."""
 
     @classmethod
-    def parse(cls, doc: Any) -> TokenResponse:
+    def parse(cls, doc: Any, require_id_token: bool = True) -> TokenResponse:
         if not isinstance(doc, dict):
             raise ProviderUnavailable("token endpoint did not return a JSON object")
-        for key in ("access_token", "id_token"):
+        for key in ("access_token", "id_token") if require_id_token else ("access_token",):
             if not isinstance(doc.get(key), str) or not doc[key]:
                 raise ProviderUnavailable(f"token response lacks {key!r}")
         if str(doc.get("token_type", "")).lower() != "bearer":
             raise ProviderUnavailable(f"unexpected token_type {doc.get('token_type')!r}")
         refresh = doc.get("refresh_token")
-        expires = doc.get("expires_in")
+        id_token = doc.get("id_token")
+
+        def seconds(key: str) -> float | None:
+            value = doc.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+                return float(value)
+            return None
+
         return cls(
             access_token=doc["access_token"],
-            id_token=doc["id_token"],
+            id_token=id_token if isinstance(id_token, str) and id_token else None,
             refresh_token=refresh if isinstance(refresh, str) and refresh else None,
-            expires_in=float(expires) if isinstance(expires, (int, float)) else None,
+            expires_in=seconds("expires_in"),
+            refresh_expires_in=seconds("refresh_expires_in"),
         )
 
 
@@ -99,7 +110,11 @@ def _auth(meta: Metadata, client: Client, form: dict[str, str]) -> dict[str, str
 
 
 async def token_request(
-    http: aiohttp.ClientSession, meta: Metadata, client: Client, form: dict[str, str]
+    http: aiohttp.ClientSession,
+    meta: Metadata,
+    client: Client,
+    form: dict[str, str],
+    require_id_token: bool = True,
 ) -> TokenResponse:
     """POST to the token endpoint. The provider saying no → ``LoginError`` (carrying its ``error``
     code); the provider unreachable or answering nonsense → ``ProviderUnavailable``."""
@@ -116,7 +131,7 @@ async def token_request(
     except ValueError:
         raise ProviderUnavailable(f"token endpoint answered {status} without JSON") from None
     if status == 200:
-        return TokenResponse.parse(doc)
+        return TokenResponse.parse(doc, require_id_token)
     if 400 <= status < 500 and isinstance(doc, dict) and isinstance(doc.get("error"), str):
         raise TokenRequestRefused(doc["error"], str(doc.get("error_description") or ""))
     raise ProviderUnavailable(f"token endpoint answered {status}")
@@ -152,3 +167,10 @@ async def exchange_code(
             "code_verifier": code_verifier,
         },
     )
+
+
+async def refresh_tokens(
+    http: aiohttp.ClientSession, meta: Metadata, client: Client, refresh_token: str
+) -> TokenResponse:
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    return await token_request(http, meta, client, form, require_id_token=False)

@@ -45,7 +45,7 @@ async def verify_id_token(
     id_token: str,
     *,
     client_id: str,
-    nonce: str,
+    nonce: str | None,
     access_token: str | None = None,
     now: float | None = None,
 ) -> dict[str, Any]:
@@ -60,7 +60,9 @@ async def verify_id_token(
         "iss": {"essential": True, "value": meta.issuer},
         "aud": {"essential": True, "value": client_id},
     }
-    params: dict[str, Any] = {"nonce": nonce, "client_id": client_id}
+    params: dict[str, Any] = {"client_id": client_id}
+    if nonce is not None:  # None only for refreshed ID tokens, which answer no authorization request
+        params["nonce"] = nonce
     if access_token:
         params["access_token"] = access_token
     claims = CodeIDToken(token.claims, token.header, options, params)

@@ -23,6 +23,12 @@ class Backend(Protocol):
     async def add_new(self, key: str, value: bytes, ttl: int) -> bool:
         """Store only if ``key`` is absent (SET NX); whether it was stored."""
 
+    async def delete_if(self, key: str, value: bytes) -> bool:
+        """Delete ``key`` only while it still holds ``value`` (releasing a lock we own)."""
+
+    async def expire(self, key: str, ttl: int) -> None:
+        """Set the remaining life of an existing key (sliding idle timeout)."""
+
     async def index_add(self, key: str, member: str, ttl: int) -> None:
         """Add ``member`` to the set at ``key``, keeping the set at least ``ttl`` seconds more."""
 

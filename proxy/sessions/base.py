@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 SESSION_FORMAT = 1
@@ -95,11 +95,25 @@ class Session:
     expires_at: float
     """Absolute end of this session (epoch seconds)."""
     access_expires_at: float | None = None
+    refresh_expires_at: float | None = None
+    """When the refresh token stops working (a session never outlives it)."""
     version: int = field(default=SESSION_FORMAT)
 
-    def ttl(self, now: float) -> int:
-        """Seconds the store should keep it: the remaining lifetime, at least one."""
-        return max(1, int(self.expires_at - now + 0.999))
+    def ends_at(self) -> float:
+        """The absolute end: the configured lifetime, or the refresh token's expiry if sooner."""
+        if self.refresh_expires_at is not None:
+            return min(self.expires_at, self.refresh_expires_at)
+        return self.expires_at
+
+    def ttl(self, now: float, idle_timeout: float | None = None) -> int:
+        """Seconds the store should keep it: what remains, capped by the idle timeout; at least one."""
+        remaining = self.ends_at() - now
+        if idle_timeout is not None:
+            remaining = min(remaining, idle_timeout)
+        return max(1, int(remaining + 0.999))
+
+    def needs_refresh(self, now: float, skew: float) -> bool:
+        return self.access_expires_at is not None and self.access_expires_at - now <= skew
 
     def to_bytes(self) -> bytes:
         data = asdict(self)
@@ -109,15 +123,25 @@ class Session:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Session:
-        """Parse a stored session; raise ``ValueError`` for anything this version can't read."""
+        """Parse a stored session; raise ``ValueError`` for anything this version can't read.
+
+        Rolling upgrades: a change that only adds fields keeps ``SESSION_FORMAT``; readers ignore
+        fields they don't know and default the ones they miss, so old and new replicas read each
+        other's sessions. Only an incompatible change bumps the format, which older readers refuse.
+        """
         try:
             data = json.loads(raw)
             version = data.pop("version", 1)
-            if version != SESSION_FORMAT:
+            if (
+                not isinstance(version, int)
+                or isinstance(version, bool)
+                or not 1 <= version <= SESSION_FORMAT
+            ):
                 raise ValueError(f"unknown session format {version}")
-            ident = data.pop("identity")
+            ident = {k: v for k, v in data.pop("identity").items() if k in _IDENTITY_FIELDS}
             ident["groups"] = tuple(ident.get("groups", ()))
-            return cls(identity=Identity(**ident), **data)
+            known = {k: v for k, v in data.items() if k in _SESSION_FIELDS}
+            return cls(identity=Identity(**ident), **known)
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
             raise ValueError(f"malformed session: {type(exc).__name__}") from None
 
@@ -142,3 +166,7 @@ class LoginState:
             return cls(**json.loads(raw))
         except (TypeError, json.JSONDecodeError) as exc:
             raise ValueError(f"malformed login state: {type(exc).__name__}") from None
+
+
+_IDENTITY_FIELDS = frozenset(f.name for f in fields(Identity))
+_SESSION_FIELDS = frozenset(f.name for f in fields(Session)) - {"identity", "version"}

@@ -52,6 +52,17 @@ class MemoryBackend:
         await self.set(key, value, ttl)
         return True
 
+    async def delete_if(self, key: str, value: bytes) -> bool:
+        if self._live(key) != value:
+            return False
+        del self._data[key]
+        return True
+
+    async def expire(self, key: str, ttl: int) -> None:
+        value = self._live(key)
+        if value is not None:
+            self._data[key] = (value, self._clock() + ttl)
+
     def _live_set(self, key: str) -> builtins.set[str] | None:
         item = self._sets.get(key)
         if item is None or self._clock() >= item[1]:

@@ -17,6 +17,11 @@ def _bytes(value: bytes | str | None) -> bytes | None:
     return value.encode() if isinstance(value, str) else value
 
 
+_DELETE_IF = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
+"""
+
+
 class RedisBackend:
     def __init__(self, client: Redis) -> None:
         self._redis = client
@@ -61,6 +66,12 @@ class RedisBackend:
         if ttl <= 0:
             raise ValueError("ttl must be positive")
         return bool(await self._call(self._redis.set(key, value, ex=ttl, nx=True)))
+
+    async def delete_if(self, key: str, value: bytes) -> bool:
+        return bool(await self._call(self._redis.eval(_DELETE_IF, 1, key, value)))
+
+    async def expire(self, key: str, ttl: int) -> None:
+        await self._call(self._redis.expire(key, ttl))
 
     async def index_add(self, key: str, member: str, ttl: int) -> None:
         async def run() -> None:

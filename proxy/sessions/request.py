@@ -6,6 +6,7 @@ from aiohttp import web
 
 from ..keys import COOKIES, SESSION, STORE
 from .base import Session
+from .refresh import fresh
 
 
 async def current_session(request: web.Request) -> Session | None:
@@ -15,6 +16,11 @@ async def current_session(request: web.Request) -> Session | None:
     session = None
     ticket = request.app[COOKIES].ticket_from(request.cookies)
     if ticket is not None:
-        session = await request.app[STORE].load(ticket)
+        store = request.app[STORE]
+        session = await store.load(ticket)
+        if session is not None:
+            session = await fresh(request.app, ticket, session)
+        if session is not None:
+            await store.touch(ticket, session)
     request[SESSION] = session
     return session

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 import time
 from collections.abc import Callable
 
@@ -25,6 +26,10 @@ def _h(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:32]
 
 
+def _lock_key(ticket: Ticket) -> str:
+    return f"ap:lock:{{{ticket.id.hex()}}}"  # same hash tag as the session: same Cluster slot
+
+
 def sid_index(sid: str) -> str:
     """The set of our session ids that belong to one provider session (back-channel logout)."""
     return f"ap:sid:{{{_h(sid)}}}"
@@ -36,9 +41,12 @@ def sub_index(sub: str) -> str:
 
 
 class SessionStore:
-    def __init__(self, backend: Backend, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, backend: Backend, clock: Callable[[], float] = time.time, idle_timeout: float | None = None
+    ) -> None:
         self.backend = backend
         self._clock = clock
+        self._idle = idle_timeout
 
     async def create(self, session: Session) -> Ticket:
         """Save ``session`` under a brand-new ticket (never reuse one: session fixation)."""
@@ -47,7 +55,7 @@ class SessionStore:
         return ticket
 
     async def save(self, ticket: Ticket, session: Session) -> None:
-        ttl = session.ttl(self._clock())
+        ttl = session.ttl(self._clock(), self._idle)
         # Index first: a session that exists is always findable by back-channel logout. (An index
         # entry whose session is gone is harmless: deleting it again is a no-op.)
         if session.sid:
@@ -69,9 +77,22 @@ class SessionStore:
         except ValueError as exc:
             log.warning("unreadable session dropped: %s", exc, extra={"event": "session_bad"})
             return None
-        if session.expires_at <= self._clock():
+        if session.ends_at() <= self._clock():
             return None
         return session
+
+    async def touch(self, ticket: Ticket, session: Session) -> None:
+        """Slide the idle timeout: the session lives ``idle_timeout`` more (never past its end)."""
+        if self._idle is not None:
+            await self.backend.expire(ticket.key, session.ttl(self._clock(), self._idle))
+
+    async def try_lock(self, ticket: Ticket, seconds: int) -> bytes | None:
+        """Take the session's refresh lock (SET NX EX) across every replica; the token to unlock it."""
+        token = secrets.token_bytes(16)
+        return token if await self.backend.add_new(_lock_key(ticket), token, seconds) else None
+
+    async def unlock(self, ticket: Ticket, token: bytes) -> None:
+        await self.backend.delete_if(_lock_key(ticket), token)
 
     async def delete(self, ticket: Ticket, session: Session | None = None) -> bool:
         """End one session; with ``session`` given, its index entries go too."""

@@ -4,6 +4,7 @@ against the real Keycloak instead; this exists for failures Keycloak can't be ma
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import secrets
@@ -39,6 +40,10 @@ class FakeProvider:
     discovery_extra: dict[str, Any] = field(default_factory=dict)
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     token_requests: list[dict[str, str]] = field(default_factory=list)
+    refresh_mode: str = "ok"
+    """ok | invalid_grant | 500 | other_sub"""
+    refresh_delay: float = 0.0
+    refresh_tokens: set[str] = field(default_factory=set)
     jwks_requests: int = 0
 
     def sign(self, claims: dict[str, Any], key: RSAKey | None = None) -> str:
@@ -97,6 +102,8 @@ class FakeProvider:
     async def token(self, request: web.Request) -> web.Response:
         form = dict(await request.post())
         self.token_requests.append({k: str(v) for k, v in form.items()})
+        if form.get("grant_type") == "refresh_token":
+            return await self._refresh(str(form.get("refresh_token")))
         if self.token_mode == "500":
             return web.Response(status=500, text="boom")
         if self.token_mode == "garbage":
@@ -129,10 +136,39 @@ class FakeProvider:
             other = RSAKey.generate_key(2048, parameters={"kid": "k1"})
             id_token = self.sign(jwt.decode(id_token, self.key).claims, other)
         body: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "expires_in": 300,
-                                "refresh_token": secrets.token_urlsafe(24), "id_token": id_token}  # fmt: skip
+                                "refresh_token": self._new_refresh_token(), "id_token": id_token}  # fmt: skip
         if self.token_mode == "no_id_token":
             del body["id_token"]
         return web.json_response(body)
+
+    def _new_refresh_token(self) -> str:
+        token = secrets.token_urlsafe(24)
+        self.refresh_tokens.add(token)
+        return token
+
+    @property
+    def refreshes(self) -> int:
+        return sum(1 for r in self.token_requests if r.get("grant_type") == "refresh_token")
+
+    async def _refresh(self, refresh_token: str) -> web.Response:
+        if self.refresh_delay:
+            await asyncio.sleep(self.refresh_delay)
+        if self.refresh_mode == "500":
+            return web.Response(status=500, text="down")
+        if self.refresh_mode == "invalid_grant" or refresh_token not in self.refresh_tokens:
+            return web.json_response(
+                {"error": "invalid_grant", "error_description": "Session not active"}, status=400
+            )
+        self.refresh_tokens.discard(refresh_token)  # rotation: each refresh token works once
+        access = secrets.token_urlsafe(24)
+        overrides = {"sub": "someone-else"} if self.refresh_mode == "other_sub" else {}
+        now = int(time.time())
+        at_hash = create_half_hash(access, "RS256").decode()
+        claims = {"iss": self.issuer, "aud": self.client_id, "azp": self.client_id, "iat": now,
+                  "exp": now + 300, "at_hash": at_hash, **self.claims, **overrides}  # fmt: skip
+        return web.json_response({"access_token": access, "token_type": "Bearer", "expires_in": 300,
+                                  "refresh_expires_in": 1800, "refresh_token": self._new_refresh_token(),
+                                  "id_token": self.sign(claims)})  # fmt: skip
 
     def app(self) -> web.Application:
         app = web.Application()

@@ -1,0 +1,92 @@
+"""The refresh lock holds across processes: two real proxy processes share one Redis, and 100
+concurrent requests at a session whose access token just expired cause exactly one refresh."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+
+from proxy.config import load_settings
+from proxy.cookies import CookieCodec
+from proxy.sessions.redis_store import RedisBackend
+from proxy.sessions.store import SessionStore
+from tests.conftest import COOKIE_SECRET, ROOT
+from tests.support.browser import navigate, new_browser
+from tests.support.fake_provider import FakeProvider
+from tests.support.servers import free_port, wait_port
+
+
+@pytest.fixture
+def two_proxies(
+    fake_provider: FakeProvider, upstream: str, redis_srv: object, tmp_path: Path
+) -> Iterator[tuple[list[str], dict[str, object]]]:
+    config = {
+        "provider": {
+            "issuer_url": fake_provider.issuer,
+            "client_id": "proxy",
+            "client_secret": "proxy-secret",
+        },
+        "cookie": {"secret": COOKIE_SECRET, "secure": False},
+        "session": {"store": "redis", "redis_url": redis_srv.url},  # type: ignore[attr-defined]
+        "upstreams": [{"prefix": "/", "url": upstream}],
+    }
+    procs, urls = [], []
+    for _ in range(2):
+        port = free_port()
+        path = tmp_path / f"proxy-{port}.yaml"
+        path.write_text(yaml.safe_dump({**config, "server": {"listen": f"127.0.0.1:{port}"}}))
+        procs.append(subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(path)], cwd=ROOT,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+        urls.append(f"http://127.0.0.1:{port}")
+    try:
+        yield urls, config
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(30)
+
+
+async def test_one_refresh_for_100_requests_over_2_processes(
+    two_proxies: tuple[list[str], dict[str, object]], fake_provider: FakeProvider
+) -> None:
+    urls, config = two_proxies
+    for url in urls:
+        await asyncio.to_thread(wait_port, int(url.rsplit(":", 1)[1]), 20)
+    fake_provider.refresh_delay = 0.3  # a slow provider widens the race
+    settings = load_settings(None, **config)
+    codec = CookieCodec(settings.cookie, settings.session.lifetime, "/oauth")
+    store = SessionStore(RedisBackend.from_url(settings.session.redis_url.get_secret_value()))
+    async with new_browser() as browser:
+        for _ in range(100):  # the processes discover the provider in the background
+            page = await navigate(browser, urls[0] + "/oauth/start?rd=/echo")
+            if page.status == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert page.status == 200
+        ticket = codec.decode(next(c.value for c in browser.cookie_jar if c.key == "_auth_proxy"))
+        assert ticket is not None
+        session = await store.load(ticket)
+        assert session is not None
+        await store.save(ticket, replace(session, access_expires_at=time.time() - 1))
+        cookie = {"Cookie": f"_auth_proxy={codec.encode(ticket)}"}
+
+        async with aiohttp.ClientSession() as client:
+
+            async def one(i: int) -> int:
+                async with client.get(urls[i % 2] + "/echo", headers=cookie) as r:
+                    await r.read()
+                    return r.status
+
+            statuses = await asyncio.gather(*(one(i) for i in range(100)))
+    await store.backend.close()
+    assert statuses == [200] * 100
+    assert fake_provider.refreshes == 1
