@@ -244,6 +244,12 @@ class LogoutConfig(_Section):
     """rd / post-logout targets outside the proxy's own host must match (exact host or '.suffix')."""
     max_url_length: int = Field(default=2000, ge=256)
     """Longer end-session URLs are sent by an auto-submitting POST form instead of a 302."""
+    mode: Literal["redirect", "backend"] = "redirect"
+    """redirect: the browser visits the provider's end_session_endpoint. backend: the proxy POSTs
+    there itself (refresh_token + client credentials, as Keycloak supports, and id_token_hint), then
+    sends the browser straight to the target: no provider page."""
+    revoke_tokens: bool = False
+    """Also revoke the refresh token at the provider's revocation_endpoint."""
 
 
 class Settings(BaseSettings):

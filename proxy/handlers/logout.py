@@ -15,9 +15,11 @@ import secrets
 from aiohttp import web
 
 from .. import pages
-from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, SETTINGS, STORE
-from ..oidc.client import end_session_params, end_session_url
+from ..errors import ProviderUnavailable
+from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE
+from ..oidc.client import end_session_backend, end_session_params, end_session_url, revoke_refresh_token
 from ..redirects import safe_redirect
+from ..sessions.base import Session
 from ..sessions.request import current_session
 from .auth import redirect
 from .context import own_origin
@@ -65,8 +67,13 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     target = logout_target(request)
     provider = app[PROVIDER]
     endpoint = provider.metadata.end_session_endpoint if provider.ready else None
+    settings = app[SETTINGS].logout
     response: web.Response
-    if session is not None and endpoint:
+    if session is not None and settings.revoke_tokens:
+        await _revoke(request, session)
+    if session is not None and settings.mode == "backend":
+        response = await _backend_logout(request, session, target)
+    elif session is not None and endpoint:
         params = end_session_params(
             app[PROVIDER_CLIENT], id_token_hint=session.id_token, post_logout_redirect_uri=target
         )
@@ -86,3 +93,37 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
         log.info("logout", extra={"event": "logout", "sub": session.identity.sub})
     codec.clear(response)
     return response
+
+
+async def _backend_logout(request: web.Request, session: Session, target: str) -> web.Response:
+    """End the provider's session from here; the browser goes straight to ``target``."""
+    app = request.app
+    try:
+        await end_session_backend(
+            app[PROVIDER_HTTP], app[PROVIDER].metadata, app[PROVIDER_CLIENT],
+            id_token=session.id_token, refresh_token=session.refresh_token,
+        )  # fmt: skip
+    except ProviderUnavailable as exc:
+        log.warning(
+            "provider session may persist: %s", exc.message,
+            extra={"event": "logout_local_only", "sub": session.identity.sub},
+        )  # fmt: skip
+        return pages.html_page(
+            request, 200, "Signed out here",
+            "You are signed out of this site, but the sign-in provider could not be reached: your session "
+            "there may still be active. Sign out at the provider too, or close the browser.",
+            pages.link(target, "Continue"),
+        )  # fmt: skip
+    return redirect(target)
+
+
+async def _revoke(request: web.Request, session: Session) -> None:
+    app = request.app
+    if session.refresh_token is None or not app[PROVIDER].ready:
+        return
+    try:
+        await revoke_refresh_token(
+            app[PROVIDER_HTTP], app[PROVIDER].metadata, app[PROVIDER_CLIENT], session.refresh_token
+        )
+    except ProviderUnavailable as exc:
+        log.warning("refresh token not revoked: %s", exc.message, extra={"sub": session.identity.sub})

@@ -174,3 +174,44 @@ async def refresh_tokens(
 ) -> TokenResponse:
     form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
     return await token_request(http, meta, client, form, require_id_token=False)
+
+
+async def _post_form(
+    http: aiohttp.ClientSession, meta: Metadata, client: Client, url: str, form: dict[str, str]
+) -> int:
+    headers = _auth(meta, client, form)
+    form.setdefault("client_id", client.client_id)
+    try:
+        async with http.post(url, data=form, headers=headers, allow_redirects=False) as resp:
+            await resp.read()
+            return resp.status
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise ProviderUnavailable(f"{url} unreachable: {type(exc).__name__}: {exc}") from None
+
+
+async def end_session_backend(
+    http: aiohttp.ClientSession, meta: Metadata, client: Client, *, id_token: str, refresh_token: str | None
+) -> None:
+    """End the provider's session from the server: POST to the end-session endpoint with the refresh
+    token and client credentials (Keycloak ends the SSO session and answers 204) and the ID token hint
+    (other providers). Any 2xx or 3xx counts; anything else is ``ProviderUnavailable``."""
+    if not meta.end_session_endpoint:
+        raise ProviderUnavailable("the provider has no end_session_endpoint")
+    form = {"id_token_hint": id_token}
+    if refresh_token:
+        form["refresh_token"] = refresh_token
+    status = await _post_form(http, meta, client, meta.end_session_endpoint, form)
+    if not 200 <= status < 400:
+        raise ProviderUnavailable(f"end_session_endpoint answered {status}")
+
+
+async def revoke_refresh_token(
+    http: aiohttp.ClientSession, meta: Metadata, client: Client, token: str
+) -> None:
+    """RFC 7009 revocation; 200 means done (also for tokens already invalid)."""
+    if not meta.revocation_endpoint:
+        raise ProviderUnavailable("the provider has no revocation_endpoint")
+    form = {"token": token, "token_type_hint": "refresh_token"}
+    status = await _post_form(http, meta, client, meta.revocation_endpoint, form)
+    if status != 200:
+        raise ProviderUnavailable(f"revocation_endpoint answered {status}")

@@ -115,3 +115,47 @@ async def test_length_switch_is_configurable(
     async with await signed_in_browser(proxy.url) as browser:
         page = await navigate(browser, proxy.url + "/oauth/sign_out")
         assert page.status == 200 and 'id="end-session"' in page.text
+
+
+async def test_backend_mode_ends_the_provider_session_from_the_server(
+    make_proxy: ProxyFactory, fake_provider: FakeProvider, upstream: str
+) -> None:
+    proxy = await make_proxy(issuer=fake_provider.issuer, upstream=upstream, logout={"mode": "backend"})
+    async with await signed_in_browser(proxy.url) as browser:
+        ticket = proxy.app[COOKIES].decode(session_cookie(browser))
+        assert ticket is not None
+        session = await proxy.app[STORE].load(ticket)
+        assert session is not None
+        async with browser.post(proxy.url + "/oauth/sign_out?rd=/bye", allow_redirects=False) as r:
+            assert r.status == 302 and r.headers["Location"] == proxy.url + "/bye"  # no provider page
+        (call,) = fake_provider.end_session_posts
+        assert call["refresh_token"] == session.refresh_token and call["id_token_hint"] == session.id_token
+        assert call["authorization"].startswith("Basic ")
+        assert await proxy.app[STORE].load(ticket) is None
+
+
+async def test_backend_mode_with_the_provider_failing_says_so(
+    make_proxy: ProxyFactory, fake_provider: FakeProvider, upstream: str
+) -> None:
+    proxy = await make_proxy(issuer=fake_provider.issuer, upstream=upstream, logout={"mode": "backend"})
+    fake_provider.end_session_status = 500
+    async with await signed_in_browser(proxy.url) as browser:
+        ticket = proxy.app[COOKIES].decode(session_cookie(browser))
+        page = await navigate(browser, proxy.url + "/oauth/sign_out?rd=/bye")
+        assert page.status == 200 and "may still be active" in page.text
+        assert f'href="{proxy.url}/bye"' in page.text
+        assert ticket is not None and await proxy.app[STORE].load(ticket) is None  # ended here all the same
+        assert not any(c.key == "_auth_proxy" for c in browser.cookie_jar)
+
+
+async def test_revoke_tokens(make_proxy: ProxyFactory, fake_provider: FakeProvider, upstream: str) -> None:
+    proxy = await make_proxy(issuer=fake_provider.issuer, upstream=upstream, logout={"revoke_tokens": True})
+    async with await signed_in_browser(proxy.url) as browser:
+        ticket = proxy.app[COOKIES].decode(session_cookie(browser))
+        assert ticket is not None
+        session = await proxy.app[STORE].load(ticket)
+        assert session is not None
+        async with browser.get(proxy.url + "/oauth/sign_out", allow_redirects=False) as r:
+            assert r.status == 302
+        assert [c["token"] for c in fake_provider.revocations] == [session.refresh_token]
+        assert fake_provider.revocations[0]["token_type_hint"] == "refresh_token"

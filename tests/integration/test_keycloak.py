@@ -108,3 +108,34 @@ async def test_user_with_hundreds_of_groups(
     assert session.refresh_token is not None
     status, body = await refresh(keycloak.issuer, session.refresh_token)
     assert status == 400 and body["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("mode", ["backend", "redirect+revoke"])
+async def test_server_side_logout_modes(
+    make_proxy: ProxyFactory,
+    keycloak: Keycloak,
+    upstream: str,
+    redis_url: str,
+    browser: aiohttp.ClientSession,
+    mode: str,
+) -> None:
+    logout = {"mode": "backend"} if mode == "backend" else {"revoke_tokens": True}
+    proxy = await make_proxy(
+        issuer=keycloak.issuer,
+        upstream=upstream,
+        session={"store": "redis", "redis_url": redis_url},
+        logout=logout,
+    )
+    await logout_user(keycloak.url, keycloak.realm, "bob")
+    await sign_in(browser, proxy, "bob")
+    _, session = await stored_session(proxy, browser)
+    assert session.refresh_token is not None
+    async with browser.get(proxy.url + "/oauth/sign_out?rd=/hello", allow_redirects=False) as r:
+        location = r.headers["Location"]
+    if mode == "backend":
+        assert location == proxy.url + "/hello"  # straight back: Keycloak was told by the proxy itself
+        assert await user_sessions(keycloak.url, keycloak.realm, "bob") == []
+    status, body = await refresh(keycloak.issuer, session.refresh_token)
+    assert status == 400 and body["error"] == "invalid_grant"
+    page = await navigate(browser, location)
+    assert page.is_keycloak_login

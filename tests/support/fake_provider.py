@@ -44,6 +44,9 @@ class FakeProvider:
     """ok | invalid_grant | 500 | other_sub"""
     refresh_delay: float = 0.0
     refresh_tokens: set[str] = field(default_factory=set)
+    end_session_posts: list[dict[str, str]] = field(default_factory=list)
+    end_session_status: int = 204
+    revocations: list[dict[str, str]] = field(default_factory=list)
     jwks_requests: int = 0
 
     def sign(self, claims: dict[str, Any], key: RSAKey | None = None) -> str:
@@ -82,6 +85,7 @@ class FakeProvider:
             "token_endpoint": f"{self.issuer}/token",
             "jwks_uri": f"{self.issuer}/jwks",
             "end_session_endpoint": f"{self.issuer}/logout",
+            "revocation_endpoint": f"{self.issuer}/revoke",
             "id_token_signing_alg_values_supported": ["RS256", "HS256", "none"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             **self.discovery_extra,
@@ -170,10 +174,24 @@ class FakeProvider:
                                   "refresh_expires_in": 1800, "refresh_token": self._new_refresh_token(),
                                   "id_token": self.sign(claims)})  # fmt: skip
 
+    async def logout_post(self, request: web.Request) -> web.Response:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        form["authorization"] = request.headers.get("Authorization", "")
+        self.end_session_posts.append(form)
+        return web.Response(status=self.end_session_status)
+
+    async def revoke(self, request: web.Request) -> web.Response:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        self.revocations.append(form)
+        self.refresh_tokens.discard(form.get("token", ""))
+        return web.Response(status=200)
+
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/.well-known/openid-configuration", self.discovery)
         app.router.add_get("/jwks", self.jwks)
         app.router.add_get("/auth", self.auth)
         app.router.add_post("/token", self.token)
+        app.router.add_post("/logout", self.logout_post)
+        app.router.add_post("/revoke", self.revoke)
         return app
