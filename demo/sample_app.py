@@ -1,5 +1,5 @@
 """A sample upstream that knows nothing of auth: it shows the identity headers the proxy sent it and
-offers a sign-out button. ``python demo/sample_app.py [port]``."""
+offers a sign-out button (which lands on the proxy's own /oauth/signed_out page). ``python demo/sample_app.py [port]``."""
 
 from __future__ import annotations
 
@@ -13,35 +13,29 @@ SHOWN = ("X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Preferred-Usernam
 
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sample app</title>
 <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:48rem;margin:3rem auto;padding:0 1rem}}
-td{{padding:.2rem .6rem;border-bottom:1px solid #ddd;vertical-align:top;word-break:break-all}}</style></head>
+td{{padding:.2rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}}td+td{{word-break:break-all}}</style></head>
 <body><h1>Hello, {user}</h1><p>This app has no login code of its own. The auth proxy in front of it sent
 these headers:</p><table>{rows}</table>
-<form method="post" action="/oauth/sign_out?rd=/signed-out"><p><button type="submit">Sign out</button></p></form>
+<form method="post" action="/oauth/sign_out?rd=/oauth/signed_out"><p><button type="submit">Sign out</button></p></form>
 </body></html>"""
-
-SIGNED_OUT = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signed out</title></head>
-<body><h1>Signed out</h1><p>You are signed out here and at the identity provider.</p>
-<p><a href="/">Sign in again</a></p></body></html>"""
 
 
 async def index(request: web.Request) -> web.Response:
     rows = "".join(
-        f"<tr><td>{html.escape(h)}</td><td>{html.escape(request.headers.get(h, '—'))}</td></tr>" for h in SHOWN
+        f"<tr><td>{html.escape(h)}</td><td>{html.escape(request.headers.get(h, '—'))}</td></tr>"
+        for h in SHOWN
     )
     user = html.escape(request.headers.get("X-Forwarded-User", "stranger"))
     return web.Response(text=PAGE.format(user=user, rows=rows), content_type="text/html")
 
 
-async def signed_out(request: web.Request) -> web.Response:
-    return web.Response(text=SIGNED_OUT, content_type="text/html")
-
-
 def make_app() -> web.Application:
     app = web.Application()
-    app.router.add_get("/signed-out", signed_out)
     app.router.add_get("/{tail:.*}", index)
     return app
 
 
 if __name__ == "__main__":
-    web.run_app(make_app(), host="127.0.0.1", port=int(sys.argv[1]) if len(sys.argv) > 1 else 8080, print=None)
+    web.run_app(
+        make_app(), host="127.0.0.1", port=int(sys.argv[1]) if len(sys.argv) > 1 else 8080, print=None
+    )

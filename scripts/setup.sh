@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh - install what the demo and the tests need on a fresh Debian machine, then the project
 # itself into .venv. Idempotent: installs only what is missing.
-#   system: redis-server, nginx, curl, unzip, bc, a JDK >= 17 (Keycloak), maven (Keycloak download)
+#   system: redis-server, nginx, curl, unzip, bc, a JDK >= 17 (Keycloak), maven (Keycloak download),
+#           chromium (end-to-end tests; Playwright drives Debian's, it never downloads a browser)
 #   python: .venv with the project and its test extras
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,6 +18,7 @@ command -v curl >/dev/null || need+=(curl)
 command -v unzip >/dev/null || need+=(unzip)
 command -v bc >/dev/null || need+=(bc)
 command -v mvn >/dev/null || need+=(maven)
+[ -x /usr/bin/chromium ] || need+=(chromium)   # the end-to-end tests drive it with Playwright
 if ! command -v java >/dev/null; then need+=(openjdk-17-jre-headless); fi
 if [ "${#need[@]}" -gt 0 ]; then
   say "installing ${need[*]}"

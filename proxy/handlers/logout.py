@@ -127,3 +127,12 @@ async def _revoke(request: web.Request, session: Session) -> None:
         )
     except ProviderUnavailable as exc:
         log.warning("refresh token not revoked: %s", exc.message, extra={"sub": session.identity.sub})
+
+
+async def signed_out(request: web.Request) -> web.StreamResponse:
+    """Where sign-out can land: public (outside the proxied app), so showing it needs no session."""
+    return pages.html_page(
+        request, 200, "Signed out",
+        "You are signed out of this site and at the sign-in provider.",
+        pages.link("/", "Sign in again"),
+    )  # fmt: skip

@@ -2,11 +2,9 @@
 with ``demo/sample_app.py`` behind the proxy: sign in on Keycloak's own login page, see the identity
 headers, press the app's "Sign out" button, and stay signed out, the way a person would.
 
-Where the sign-out ends: the app's button asks Keycloak to send the browser back to ``/signed-out``, and
-Keycloak does, but that page is behind the proxy like every other path (the proxy has no public paths)
-and the user has just signed out, so the proxy sends the browser on to sign in, and Keycloak, whose
-session has ended, shows its login form. ``test_the_sample_apps_signed_out_page_is_shown`` is the
-strict xfail for the "Signed out" page the demo means to show."""
+Where the sign-out ends: the app's button asks Keycloak to send the browser back to the proxy's own
+``/oauth/signed_out`` page, which needs no session; opening the app again then shows Keycloak's login
+form, because Keycloak's session ended too."""
 
 from __future__ import annotations
 
@@ -88,19 +86,23 @@ def sign_out_steps(proxy: RunningProxy, keycloak: Keycloak, *, form: bool) -> li
     return [
         ("POST", 200 if form else 302, proxy.url + "/oauth/sign_out"),  # the app's button
         ("POST" if form else "GET", 302, oidc + "/logout"),  # Keycloak ends its session…
-        ("GET", 302, proxy.url + "/signed-out"),  # …and sends the browser back to rd,
-        ("GET", 302, proxy.url + "/oauth/start"),  # which is behind the proxy: sign in again,
-        ("GET", 200, oidc + "/auth"),  # and Keycloak asks for the password: not signed straight back in
+        ("GET", 200, proxy.url + "/oauth/signed_out"),  # …and sends the browser back to the proxy's page
     ]
 
 
 async def sign_out(page: Page, proxy: RunningProxy, keycloak: Keycloak) -> Navigations:
-    """Press the sample app's button (a POST to /oauth/sign_out?rd=/signed-out) and follow it through."""
+    """Press the sample app's button (a POST to /oauth/sign_out?rd=/oauth/signed_out) and follow it
+    through to the proxy's "Signed out" page."""
     navigations = Navigations(page)
     await page.get_by_role("button", name="Sign out").click()
-    await expect_keycloak_login(page, keycloak.issuer)
+    await expect_signed_out_page(page, proxy)
     navigations.stop()
     return navigations
+
+
+async def expect_signed_out_page(page: Page, proxy: RunningProxy) -> None:
+    await expect(page.locator("h1")).to_have_text("Signed out")
+    assert page.url == proxy.url + "/oauth/signed_out", page.url
 
 
 async def assert_signed_out(context: BrowserContext, keycloak: Keycloak, user: str) -> None:
@@ -125,7 +127,7 @@ async def test_sign_in_and_sign_out(
 
     navigations = await sign_out(page, app_proxy, keycloak)
     assert navigations.steps() == sign_out_steps(app_proxy, keycloak, form=False)
-    await shot(page, "3-signed-out-login-form")
+    await shot(page, "3-signed-out-page")
     await assert_signed_out(context, keycloak, "alice")
 
     await page.goto(app_proxy.url + "/")
@@ -167,7 +169,7 @@ async def test_sign_out_in_one_tab_signs_out_the_other(
 
     navigations = await sign_out(tab1, app_proxy, keycloak)
     assert navigations.steps() == sign_out_steps(app_proxy, keycloak, form=False)
-    await shot(tab1, "3-tab1-signed-out-login-form")
+    await shot(tab1, "3-tab1-signed-out-page")
     await assert_signed_out(context, keycloak, "bob")
 
     await expect(tab2.locator("h1")).to_have_text("Hello, bob")  # a stale page, until it navigates
@@ -207,7 +209,7 @@ async def test_big_token_sign_out_posts_a_form_to_keycloak(
     # the page's own script submitted the form (nobody clicked): a POST, the parameters in the body
     body = to_keycloak.request.post_data or ""
     assert "id_token_hint=" in body and len(body) > 20000 and "?" not in to_keycloak.url
-    await shot(page, "2-signed-out-login-form")
+    await shot(page, "2-signed-out-page")
     await assert_signed_out(context, keycloak, "bigtoken")
 
     proxy_csp = [
@@ -235,7 +237,7 @@ async def test_big_token_sign_out_without_javascript(
         await shot(page, "2-app-signed-in")
 
         await page.get_by_role("button", name="Sign out").click()
-        await expect(page).to_have_url(app_proxy.url + "/oauth/sign_out?rd=/signed-out")
+        await expect(page).to_have_url(app_proxy.url + "/oauth/sign_out?rd=/oauth/signed_out")
         button = page.locator("form#end-session").get_by_role("button", name="Continue signing out")
         await expect(button).to_be_visible()
         await shot(page, "3-continue-signing-out")
@@ -244,9 +246,9 @@ async def test_big_token_sign_out_without_javascript(
 
         navigations = Navigations(page)
         await button.click()
-        await expect_keycloak_login(page, keycloak.issuer)
+        await expect_signed_out_page(page, app_proxy)
         assert navigations.steps() == sign_out_steps(app_proxy, keycloak, form=True)[1:]
-        await shot(page, "4-signed-out-login-form")
+        await shot(page, "4-signed-out-page")
         await assert_signed_out(context, keycloak, "bigtoken")
 
         await page.goto(app_proxy.url + "/")
@@ -256,20 +258,14 @@ async def test_big_token_sign_out_without_javascript(
         await context.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="demo/sample_app.py's /signed-out is behind the proxy, which has no public paths: after "
-    "sign-out the proxy sends the browser to sign in instead of showing it",
-)
-async def test_the_sample_apps_signed_out_page_is_shown(
+async def test_sign_out_lands_on_the_signed_out_page_then_sign_in_asks_again(
     app_proxy: RunningProxy, keycloak: Keycloak, context: BrowserContext, shot: Shot
 ) -> None:
     await logout_user(keycloak.url, keycloak.realm, "alice")
     page = await context.new_page()
     await sign_in(page, app_proxy, "alice")
-    await page.get_by_role("button", name="Sign out").click()
-    signed_out = page.locator("h1", has_text="Signed out")
-    await expect(signed_out.or_(page.locator("form#kc-form-login"))).to_be_visible()
-    await shot(page, "1-after-sign-out")
-    assert page.url == app_proxy.url + "/signed-out", page.url
-    await expect(signed_out).to_be_visible()
+    await sign_out(page, app_proxy, keycloak)
+    await shot(page, "1-signed-out-page")
+    await page.get_by_role("link", name="Sign in again").click()
+    await expect_keycloak_login(page, keycloak.issuer)  # a login form, not straight back in
+    await shot(page, "2-login-form")
