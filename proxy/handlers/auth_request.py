@@ -20,7 +20,7 @@ from ..authz import Rules, allows
 from ..keys import SETTINGS
 from ..sessions.request import current_session
 from ..upstream import groups_value
-from .context import start_url
+from .context import own_origin, start_url
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,15 @@ async def auth_check(request: web.Request) -> web.StreamResponse:
     headers = {**pages.NO_STORE}
     if session is None:
         if request.query.get("redirect") == "1" and original_method(request) in ("GET", "HEAD"):
-            target = original_url(request) or "/"
-            return web.Response(status=302, headers={**headers, "Location": start_url(request, target)})
+            # Absolute, on the browser's origin: Traefik resolves a relative Location against the
+            # forwardAuth address, which browsers can't reach.
+            target = original_url(request)
+            parts = urlsplit(target or "")
+            base = (
+                f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else own_origin(request)
+            )
+            location = base + start_url(request, target or base + "/")
+            return web.Response(status=302, headers={**headers, "Location": location})
         return web.Response(status=401, headers=headers)
     identity = session.identity
     rules = Rules.parse(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -55,7 +56,9 @@ async def test_traefik_can_ask_for_a_redirect_to_the_original_page(proxy: Runnin
         ) as r:
             assert r.status == 302
             location = r.headers["Location"]
-        async with anon.get(proxy.url + location, allow_redirects=False) as r:
+        # absolute, on the browser's origin (Traefik would resolve a relative one against its own address)
+        assert location == proxy.url + "/oauth/start?rd=" + quote(proxy.url + "/app/page?a=1&b=2", safe="")
+        async with anon.get(location, allow_redirects=False) as r:
             assert r.status == 302  # on to the provider; the login state remembers the original URL
         traefik["X-Forwarded-Method"] = "POST"
         async with anon.get(
