@@ -158,9 +158,7 @@ def main() -> None:
             p.wait(10)
         shutil.rmtree(work, ignore_errors=True)
     ceiling = results["1. upstream direct"]["rps"]
-    print(
-        f"\n{args.seconds}s per run, {args.connections} connections, wrk -t2, {args.sessions} sessions in Redis\n"
-    )
+    print(f"\n{args.seconds}s per run, {args.connections} connections, wrk -t2, {args.sessions} sessions\n")
     print(f"| {'setup':40} | {'req/s':>8} | {'vs direct':>9} | {'p50 ms':>7} | {'p99 ms':>7} | "
           f"{'proxy CPU s/10k':>15} | {'errors':>6} |")  # fmt: skip
     print(f"|{'-' * 42}|{'-' * 10}|{'-' * 11}|{'-' * 9}|{'-' * 9}|{'-' * 17}|{'-' * 8}|")
