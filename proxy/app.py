@@ -12,13 +12,14 @@ from aiohttp import web
 from .config import Settings
 from .cookies import CookieCodec
 from .errors import StoreUnavailable
-from .handlers import auth, auth_request, backchannel, logout, probe
+from .handlers import auth, auth_request, backchannel, logout, probe, sessions
 from .handlers import proxy as proxy_handler
 from .keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, ROUTER, SETTINGS, STORE, UPSTREAM_HTTP
 from .middlewares import errors, request_context, stamp_request_id
 from .oidc.client import Client
 from .oidc.discovery import Provider
 from .sessions.backend import Backend
+from .sessions.crypto import derive_server_key
 from .sessions.memory_store import MemoryBackend
 from .sessions.redis_store import RedisBackend
 from .sessions.store import SessionStore
@@ -38,7 +39,11 @@ def default_backend(settings: Settings) -> Backend:
 def _store_ctx(make_backend: BackendFactory) -> Callable[[web.Application], AsyncIterator[None]]:
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        store = SessionStore(make_backend(settings), idle_timeout=settings.session.idle_timeout)
+        store = SessionStore(
+            make_backend(settings),
+            idle_timeout=settings.session.idle_timeout,
+            record_keys=[derive_server_key(settings.cookie.secret_bytes)],
+        )
         try:
             await store.ping()
         except StoreUnavailable as exc:
@@ -100,6 +105,8 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
     r.add_route("POST", f"{prefix}/sign_out", logout.sign_out)
     r.add_get(f"{prefix}/signed_out", logout.signed_out)
     r.add_get(f"{prefix}/userinfo", probe.userinfo)
+    r.add_get(f"{prefix}/sessions", sessions.list_sessions)
+    r.add_post(f"{prefix}/sessions/end", sessions.end_one)
     r.add_route("*", f"{prefix}/auth", auth_request.auth_check)
     r.add_post(f"{prefix}/backchannel_logout", backchannel.backchannel_logout)
     r.add_get(f"{prefix}/frontchannel_logout", backchannel.frontchannel_logout)

@@ -20,7 +20,7 @@ from ..redirects import safe_redirect
 from ..sessions.base import Identity, LoginState, Session
 from ..sessions.store import LOGIN_TTL
 from .auth_request import original_url
-from .context import own_origin, prefix, start_url
+from .context import client_ip, own_origin, prefix, start_url
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,9 @@ async def _callback(request: web.Request) -> web.StreamResponse:
     old = codec.ticket_from(request.cookies)
     if old is not None:
         await store.delete(old)  # a fresh id at every login; the previous session ends
-    ticket = await store.create(session)
+    ticket = await store.create(
+        session, user_agent=request.headers.get("User-Agent", ""), ip=client_ip(request)
+    )
     log.info("login", extra={"event": "login", "sub": session.identity.sub})
     response = redirect(login.return_to)
     codec.set(response, ticket)

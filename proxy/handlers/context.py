@@ -26,3 +26,12 @@ def prefix(request: web.Request) -> str:
 def start_url(request: web.Request, rd: str) -> str:
     """Where to send a browser to sign in and come back to ``rd``."""
     return f"{prefix(request)}/start?rd={quote(rd, safe='')}"
+
+
+def client_ip(request: web.Request) -> str:
+    """The browser's address: the first X-Forwarded-For hop behind a trusted proxy, else the peer."""
+    if request.app[SETTINGS].server.trust_forwarded_headers:
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
+        if forwarded:
+            return forwarded
+    return request.remote or ""

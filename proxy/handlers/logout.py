@@ -23,6 +23,7 @@ from ..sessions.base import Session
 from ..sessions.request import current_session
 from .auth import redirect
 from .context import own_origin
+from .sessions import end_other_sessions
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     codec, store = app[COOKIES], app[STORE]
     session = await current_session(request)
     ticket = codec.ticket_from(request.cookies)
+    if session is not None and request.query.get("everywhere") == "1":
+        await end_other_sessions(request, session.identity.sub)
     if ticket is not None:
         await store.delete(ticket, session)
     target = logout_target(request)

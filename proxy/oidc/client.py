@@ -190,14 +190,19 @@ async def _post_form(
 
 
 async def end_session_backend(
-    http: aiohttp.ClientSession, meta: Metadata, client: Client, *, id_token: str, refresh_token: str | None
+    http: aiohttp.ClientSession,
+    meta: Metadata,
+    client: Client,
+    *,
+    id_token: str | None,
+    refresh_token: str | None,
 ) -> None:
     """End the provider's session from the server: POST to the end-session endpoint with the refresh
     token and client credentials (Keycloak ends the SSO session and answers 204) and the ID token hint
     (other providers). Any 2xx or 3xx counts; anything else is ``ProviderUnavailable``."""
     if not meta.end_session_endpoint:
         raise ProviderUnavailable("the provider has no end_session_endpoint")
-    form = {"id_token_hint": id_token}
+    form = {"id_token_hint": id_token} if id_token else {}
     if refresh_token:
         form["refresh_token"] = refresh_token
     status = await _post_form(http, meta, client, meta.end_session_endpoint, form)

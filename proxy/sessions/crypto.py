@@ -19,6 +19,31 @@ _VERSION = b"\x01"
 _NONCE = 12
 
 
+def seal_with(key: bytes, aad: bytes, plaintext: bytes) -> bytes:
+    """AES-256-GCM under a given 32-byte key (for records sealed with the server's key)."""
+    nonce = os.urandom(_NONCE)
+    return _VERSION + nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def open_with(keys: list[bytes], aad: bytes, blob: bytes) -> bytes | None:
+    """Open with the first of ``keys`` that fits (several during a secret rotation)."""
+    if len(blob) < 1 + _NONCE + 16 or blob[:1] != _VERSION:
+        return None
+    nonce, body = blob[1 : 1 + _NONCE], blob[1 + _NONCE :]
+    for key in keys:
+        try:
+            return AESGCM(key).decrypt(nonce, body, aad)
+        except InvalidTag:
+            continue
+    return None
+
+
+def derive_server_key(secret: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"auth-proxy session record v1").derive(
+        secret
+    )
+
+
 def _key(ticket: Ticket) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=ticket.id, info=b"auth-proxy session v1").derive(
         ticket.secret

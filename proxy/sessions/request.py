@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..keys import COOKIES, SESSION, STORE
-from .base import Session
+from .base import Session, Ticket
 from .refresh import fresh
 
 
@@ -24,3 +24,8 @@ async def current_session(request: web.Request) -> Session | None:
             await store.touch(ticket, session)
     request[SESSION] = session
     return session
+
+
+def current_ticket(request: web.Request) -> Ticket | None:
+    """The ticket in the request's cookie (signed by us), whether or not its session still lives."""
+    return request.app[COOKIES].ticket_from(request.cookies)

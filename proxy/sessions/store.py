@@ -6,16 +6,22 @@ import hashlib
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 
 from .backend import Backend
 from .base import LoginState, Session, Ticket, session_key
 from .crypto import open_sealed, seal
+from .records import SessionRecord, record_key, seen_key
 
 log = logging.getLogger(__name__)
 
 LOGIN_TTL = 600
 """Seconds a started login may take before its state expires."""
+SEEN_EVERY = 60.0
+"""A session's last-seen time is written at most this often (per process)."""
+SEEN_MEMORY = 10_000
 
 
 def _login_key(state: str) -> str:
@@ -42,20 +48,33 @@ def sub_index(sub: str) -> str:
 
 class SessionStore:
     def __init__(
-        self, backend: Backend, clock: Callable[[], float] = time.time, idle_timeout: float | None = None
+        self,
+        backend: Backend,
+        clock: Callable[[], float] = time.time,
+        idle_timeout: float | None = None,
+        record_keys: list[bytes] | None = None,
     ) -> None:
         self.backend = backend
         self._clock = clock
         self._idle = idle_timeout
+        self._record_keys = record_keys or []
+        self._seen_written: OrderedDict[str, float] = OrderedDict()
+        """When this process last wrote each session's last-seen time (bounded, oldest dropped)."""
 
-    async def create(self, session: Session) -> Ticket:
+    async def create(self, session: Session, *, user_agent: str = "", ip: str = "") -> Ticket:
         """Save ``session`` under a brand-new ticket (never reuse one: session fixation)."""
         ticket = Ticket.new()
-        await self.save(ticket, session)
+        await self.save(ticket, session, user_agent=user_agent, ip=ip)
         return ticket
 
-    async def save(self, ticket: Ticket, session: Session) -> None:
+    async def save(
+        self, ticket: Ticket, session: Session, *, user_agent: str | None = None, ip: str = ""
+    ) -> None:
+        """Write ``session``. With ``user_agent`` given it is new: its record starts; otherwise
+        (a refresh) the record keeps its origin and takes the new refresh token."""
         ttl = session.ttl(self._clock(), self._idle)
+        if self._record_keys:
+            await self._write_record(ticket, session, ttl, user_agent, ip)
         # Index first: a session that exists is always findable by back-channel logout. (An index
         # entry whose session is gone is harmless: deleting it again is a no-op.)
         if session.sid:
@@ -82,9 +101,22 @@ class SessionStore:
         return session
 
     async def touch(self, ticket: Ticket, session: Session) -> None:
-        """Slide the idle timeout: the session lives ``idle_timeout`` more (never past its end)."""
+        """A request used the session: slide the idle timeout (the session lives ``idle_timeout``
+        more, never past its end) and note when it was last seen (at most once a minute)."""
+        now = self._clock()
+        ttl = session.ttl(now, self._idle)
         if self._idle is not None:
-            await self.backend.expire(ticket.key, session.ttl(self._clock(), self._idle))
+            await self.backend.expire(ticket.key, ttl)
+        if not self._record_keys:
+            return
+        sid = ticket.id.hex()
+        if now - self._seen_written.get(sid, float("-inf")) < SEEN_EVERY:
+            return
+        self._seen_written[sid] = now
+        self._seen_written.move_to_end(sid)
+        while len(self._seen_written) > SEEN_MEMORY:
+            self._seen_written.popitem(last=False)
+        await self.backend.set(seen_key(sid), str(round(now, 1)).encode(), ttl)
 
     async def try_lock(self, ticket: Ticket, seconds: int) -> bytes | None:
         """Take the session's refresh lock (SET NX EX) across every replica; the token to unlock it."""
@@ -94,9 +126,29 @@ class SessionStore:
     async def unlock(self, ticket: Ticket, token: bytes) -> None:
         await self.backend.delete_if(_lock_key(ticket), token)
 
+    async def _write_record(
+        self, ticket: Ticket, session: Session, ttl: int, user_agent: str | None, ip: str
+    ) -> None:
+        sid = ticket.id.hex()
+        hint = session.id_token if len(session.id_token) <= 4096 else None
+        if user_agent is None:
+            old = await self.record(sid)
+            if old is None:
+                return
+            record = replace(old, refresh_token=session.refresh_token, id_token_hint=hint)
+        else:
+            record = SessionRecord(
+                sid, session.created_at, user_agent[:300], ip[:64], session.refresh_token, hint
+            )
+        await self.backend.set(record_key(sid), record.seal(self._record_keys), ttl)
+
+    async def record(self, session_id: str) -> SessionRecord | None:
+        blob = await self.backend.get(record_key(session_id))
+        return None if blob is None else SessionRecord.open(self._record_keys, session_id, blob)
+
     async def delete(self, ticket: Ticket, session: Session | None = None) -> bool:
         """End one session; with ``session`` given, its index entries go too."""
-        removed = await self.backend.delete(ticket.key) > 0
+        removed = await self._delete_id(ticket.id.hex()) > 0
         if session is not None:
             if session.sid:
                 await self.backend.index_remove(sid_index(session.sid), ticket.id.hex())
@@ -106,9 +158,41 @@ class SessionStore:
     async def _end_indexed(self, index: str) -> int:
         ended = 0
         for session_id in sorted(await self.backend.index_members(index)):
-            ended += await self.backend.delete(session_key(session_id))  # one key a call: Cluster-safe
+            ended += await self._delete_id(session_id)
         await self.backend.delete(index)
         return ended
+
+    async def _delete_id(self, session_id: str) -> int:
+        """Delete a session and what goes with it; 1 if the session was live. One key a call (the
+        keys share a hash tag, but one-key calls are simplest for every deployment)."""
+        live = await self.backend.delete(session_key(session_id))
+        await self.backend.delete(record_key(session_id))
+        await self.backend.delete(seen_key(session_id))
+        return live
+
+    async def user_sessions(self, sub: str) -> list[tuple[SessionRecord, float | None]]:
+        """The user's live sessions that have a record, with when each was last seen; forgets the
+        index entries of sessions that are gone."""
+        out = []
+        for session_id in sorted(await self.backend.index_members(sub_index(sub))):
+            if await self.backend.get(session_key(session_id)) is None:
+                await self.backend.index_remove(sub_index(sub), session_id)
+                continue
+            record = await self.record(session_id)
+            if record is None:
+                continue
+            seen = await self.backend.get(seen_key(session_id))
+            out.append((record, float(seen) if seen else None))
+        return out
+
+    async def end_by_id(self, sub: str, session_id: str) -> SessionRecord | None:
+        """End one of the user's sessions by id (its record, for ending it at the provider too)."""
+        if session_id not in await self.backend.index_members(sub_index(sub)):
+            return None
+        record = await self.record(session_id)
+        await self._delete_id(session_id)
+        await self.backend.index_remove(sub_index(sub), session_id)
+        return record
 
     async def end_provider_session(self, sid: str) -> int:
         """End every session created from the provider session ``sid``; how many were live."""

@@ -61,3 +61,22 @@ async def set_client_attribute(base: str, realm: str, client_id: str, name: str,
         async with http.put(f"{base}/admin/realms/{realm}/clients/{client['id']}", json=client) as r:
             assert r.status == 204, await r.text()
         return old
+
+
+async def create_user(base: str, realm: str, username: str, password: str) -> str:
+    """A throw-away user (tests running side by side each get their own); returns its id."""
+    user = {"username": username, "enabled": True, "email": f"{username}@example.test", "emailVerified": True,
+            "firstName": username.capitalize(), "lastName": "Test", "requiredActions": [],
+            "credentials": [{"type": "password", "value": password, "temporary": False}]}  # fmt: skip
+    headers = {"Authorization": f"Bearer {await admin_token(base)}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.post(f"{base}/admin/realms/{realm}/users", json=user) as r:
+            assert r.status == 201, await r.text()
+            return r.headers["Location"].rsplit("/", 1)[1]
+
+
+async def delete_user(base: str, realm: str, user_id: str) -> None:
+    headers = {"Authorization": f"Bearer {await admin_token(base)}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.delete(f"{base}/admin/realms/{realm}/users/{user_id}") as r:
+            assert r.status in (204, 404)

@@ -1,0 +1,96 @@
+"""Where am I signed in: the signed-in user's sessions (all browsers and devices), ending one, and
+ending all of them ("sign out everywhere"), here and at the provider."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from .. import pages
+from ..errors import ProviderUnavailable
+from ..keys import PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, STORE
+from ..oidc.client import end_session_backend
+from ..sessions.records import SessionRecord
+from ..sessions.request import current_session, current_ticket
+
+log = logging.getLogger(__name__)
+
+
+async def end_at_provider(app: web.Application, record: SessionRecord) -> bool:
+    """End a session's provider session from the server (its refresh token); whether that worked."""
+    if record.refresh_token is None and record.id_token_hint is None:
+        return False
+    try:
+        await end_session_backend(
+            app[PROVIDER_HTTP], app[PROVIDER].metadata, app[PROVIDER_CLIENT],
+            id_token=record.id_token_hint, refresh_token=record.refresh_token,
+        )  # fmt: skip
+    except ProviderUnavailable as exc:
+        log.warning("provider session may persist: %s", exc.message, extra={"event": "logout_local_only"})
+        return False
+    return True
+
+
+async def end_other_sessions(request: web.Request, sub: str) -> int:
+    """Sign out everywhere else: every other session of ``sub``, here and at the provider."""
+    store = request.app[STORE]
+    ticket = current_ticket(request)
+    current = ticket.id.hex() if ticket else None
+    ended = 0
+    for record, _ in await store.user_sessions(sub):
+        if record.session_id == current:
+            continue
+        if await store.end_by_id(sub, record.session_id) is not None:
+            ended += 1
+            await end_at_provider(request.app, record)
+    log.info(
+        "signed out everywhere", extra={"event": "logout", "kind": "everywhere", "sub": sub, "ended": ended}
+    )
+    return ended
+
+
+async def list_sessions(request: web.Request) -> web.StreamResponse:
+    session = await current_session(request)
+    if session is None:
+        return web.json_response({"error": "not signed in"}, status=401, headers=pages.NO_STORE)
+    ticket = current_ticket(request)
+    current = ticket.id.hex() if ticket else None
+    items = [
+        {
+            "id": record.ref,
+            "current": record.session_id == current,
+            "created_at": record.created_at,
+            "last_seen": seen,
+            "user_agent": record.user_agent,
+            "ip": record.ip,
+        }
+        for record, seen in await request.app[STORE].user_sessions(session.identity.sub)
+    ]
+    items.sort(key=lambda i: (not i["current"], -float(str(i["created_at"]))))
+    body = {"sessions": items, "end": "POST this URL + '/end' with id=<id> (form or JSON) to end one"}
+    return web.json_response(body, headers=pages.NO_STORE)
+
+
+async def end_one(request: web.Request) -> web.StreamResponse:
+    """``POST /oauth/sessions/end`` with ``id``: end one of the signed-in user's sessions. (The
+    session cookie is SameSite=Lax, so a cross-site POST arrives without it and ends nothing.)"""
+    session = await current_session(request)
+    if session is None:
+        return web.json_response({"error": "not signed in"}, status=401, headers=pages.NO_STORE)
+    if request.content_type == "application/json":
+        try:
+            data = await request.json()
+        except ValueError:
+            data = {}
+        ref = str(data.get("id", "")) if isinstance(data, dict) else ""
+    else:
+        ref = str((await request.post()).get("id", ""))
+    store = request.app[STORE]
+    for record, _ in await store.user_sessions(session.identity.sub):
+        if record.ref == ref:
+            await store.end_by_id(session.identity.sub, record.session_id)
+            at_provider = await end_at_provider(request.app, record)
+            log.info("session ended by its user", extra={"event": "logout", "kind": "user_remote"})
+            return web.json_response({"ended": True, "provider_ended": at_provider}, headers=pages.NO_STORE)
+    return web.json_response({"error": "no such session"}, status=404, headers=pages.NO_STORE)
