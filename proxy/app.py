@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
+from redis.asyncio import Redis
 
 from .config import Settings
 from .cookies import CookieCodec
@@ -19,7 +20,9 @@ from .middlewares import errors, request_context, stamp_request_id
 from .oidc.client import Client
 from .oidc.discovery import Provider
 from .sessions.backend import Backend
+from .sessions.cache import SessionCache
 from .sessions.crypto import derive_server_key
+from .sessions.invalidation import Invalidation
 from .sessions.memory_store import MemoryBackend
 from .sessions.redis_store import RedisBackend
 from .sessions.store import SessionStore
@@ -54,6 +57,23 @@ def _store_ctx(make_backend: BackendFactory) -> Callable[[web.Application], Asyn
         await store.backend.close()
 
     return store_ctx
+
+
+async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
+    """In-process session cache, fed by Redis pub/sub invalidation (redis store only)."""
+    settings = app[SETTINGS].session
+    if settings.store != "redis" or settings.cache_max_age is None:
+        yield
+        return
+    client = Redis.from_url(settings.redis_url.get_secret_value(), socket_connect_timeout=2, socket_timeout=2)
+    invalidation = Invalidation(client, SessionCache(settings.cache_max_age))
+    app[STORE].invalidation = invalidation
+    feed = asyncio.ensure_future(invalidation.run())
+    yield
+    feed.cancel()
+    await asyncio.gather(feed, return_exceptions=True)
+    app[STORE].invalidation = None
+    await client.aclose()
 
 
 async def provider_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -95,7 +115,7 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
         settings.provider.client_id, settings.provider.secret, tuple(settings.provider.scopes)
     )
     app[ROUTER] = Router(settings.upstreams)
-    app.cleanup_ctx.extend([_store_ctx(backend), provider_ctx, upstream_ctx])
+    app.cleanup_ctx.extend([_store_ctx(backend), cache_ctx, provider_ctx, upstream_ctx])
     app.on_response_prepare.append(stamp_request_id)
 
     r = app.router

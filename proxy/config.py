@@ -194,6 +194,9 @@ class SessionConfig(_Section):
     """Sliding: a session unused this long ends (null: only the absolute lifetime applies)."""
     refresh_skew: Duration = 60.0
     """Refresh the access token when it expires within this long."""
+    cache_max_age: Duration | None = 5.0
+    """Keep open sessions in each process's memory this long (redis store only; null: off). Used
+    only while the Redis invalidation feed is up, so a sign-out anywhere reaches every process."""
 
     @field_validator("redis_url")
     @classmethod

@@ -47,14 +47,14 @@ async def fresh(app: web.Application, ticket: Ticket, session: Session) -> Sessi
         token = await store.try_lock(ticket, LOCK_SECONDS)
         if token is not None:
             try:
-                current = await store.load(ticket)  # re-read under the lock
+                current = await store.load(ticket, cached=False)  # re-read under the lock
                 if current is None or not stale(current):
                     return current
                 return await _refresh(app, ticket, current)
             finally:
                 await store.unlock(ticket, token)
         await asyncio.sleep(WAIT_STEP)
-        current = await store.load(ticket)
+        current = await store.load(ticket, cached=False)
         if current is None or not stale(current):
             return current
         if time.monotonic() > deadline:

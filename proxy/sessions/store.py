@@ -13,6 +13,7 @@ from dataclasses import replace
 from .backend import Backend
 from .base import LoginState, Session, Ticket, session_key
 from .crypto import open_sealed, seal
+from .invalidation import Invalidation
 from .records import SessionRecord, record_key, seen_key
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ class SessionStore:
         self._clock = clock
         self._idle = idle_timeout
         self._record_keys = record_keys or []
+        self.invalidation: Invalidation | None = None
+        """Set when sessions are cached in memory: every change is published to all processes."""
         self._seen_written: OrderedDict[str, float] = OrderedDict()
         """When this process last wrote each session's last-seen time (bounded, oldest dropped)."""
 
@@ -81,9 +84,22 @@ class SessionStore:
             await self.backend.index_add(sid_index(session.sid), ticket.id.hex(), ttl)
         await self.backend.index_add(sub_index(session.identity.sub), ticket.id.hex(), ttl)
         await self.backend.set(ticket.key, seal(ticket, session.to_bytes()), ttl)
+        await self._changed(ticket.id.hex())
 
-    async def load(self, ticket: Ticket) -> Session | None:
-        """The session, or ``None`` if it ended, expired or can't be read with this ticket."""
+    async def load(self, ticket: Ticket, *, cached: bool = True) -> Session | None:
+        """The session, or ``None`` if it ended, expired or can't be read with this ticket.
+        ``cached=False`` always asks the backend (a re-read under the refresh lock)."""
+        cache = self.invalidation.cache if self.invalidation is not None else None
+        if cached and cache is not None:
+            hit = cache.get(ticket)
+            if hit is not None and hit.ends_at() > self._clock():
+                return hit
+        session = await self._load(ticket)
+        if session is not None and cache is not None:
+            cache.put(ticket, session)
+        return session
+
+    async def _load(self, ticket: Ticket) -> Session | None:
         blob = await self.backend.get(ticket.key)
         if blob is None:
             return None
@@ -166,9 +182,14 @@ class SessionStore:
         """Delete a session and what goes with it; 1 if the session was live. One key a call (the
         keys share a hash tag, but one-key calls are simplest for every deployment)."""
         live = await self.backend.delete(session_key(session_id))
+        await self._changed(session_id)
         await self.backend.delete(record_key(session_id))
         await self.backend.delete(seen_key(session_id))
         return live
+
+    async def _changed(self, session_id: str) -> None:
+        if self.invalidation is not None:
+            await self.invalidation.publish(session_id)
 
     async def user_sessions(self, sub: str) -> list[tuple[SessionRecord, float | None]]:
         """The user's live sessions that have a record, with when each was last seen; forgets the

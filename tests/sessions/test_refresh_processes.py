@@ -14,9 +14,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
+from redis.asyncio import Redis
 
 from proxy.config import load_settings
 from proxy.cookies import CookieCodec
+from proxy.sessions.invalidation import CHANNEL
 from proxy.sessions.redis_store import RedisBackend
 from proxy.sessions.store import SessionStore
 from tests.conftest import COOKIE_SECRET, ROOT
@@ -77,6 +79,10 @@ async def test_one_refresh_for_100_requests_over_2_processes(
         session = await store.load(ticket)
         assert session is not None
         await store.save(ticket, replace(session, access_expires_at=time.time() - 1))
+        # as the proxy itself would: tell every process's session cache that this session changed
+        redis = Redis.from_url(settings.session.redis_url.get_secret_value())
+        await redis.publish(CHANNEL, ticket.id.hex())
+        await redis.aclose()
         cookie = {"Cookie": f"_auth_proxy={codec.encode(ticket)}"}
 
         async with aiohttp.ClientSession() as client:
