@@ -1,5 +1,8 @@
 """A sample upstream that knows nothing of auth: it shows the identity headers the proxy sent it and
-offers a sign-out button (which lands on the proxy's own /oauth/signed_out page). ``python demo/sample_app.py [port]``."""
+offers a sign-out button (which lands on the proxy's own /oauth/signed_out page). The button's form
+carries the sign-out CSRF token the proxy sends in ``X-Auth-Request-Csrf-Token``, as every app's should:
+with ``logout.allow_get: false`` the proxy refuses a sign-out without it.
+``python demo/sample_app.py [port]``."""
 
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Samp
 td{{padding:.2rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}}td+td{{word-break:break-all}}</style></head>
 <body><h1>Hello, {user}</h1><p>This app has no login code of its own. The auth proxy in front of it sent
 these headers:</p><table>{rows}</table>
-<form method="post" action="/oauth/sign_out?rd=/oauth/signed_out"><p><button type="submit">Sign out</button></p></form>
+<form method="post" action="/oauth/sign_out?rd=/oauth/signed_out">
+<input type="hidden" name="csrf" value="{csrf}">
+<p><button type="submit">Sign out</button></p></form>
 </body></html>"""
 
 
@@ -26,7 +31,8 @@ async def index(request: web.Request) -> web.Response:
         for h in SHOWN
     )
     user = html.escape(request.headers.get("X-Forwarded-User", "stranger"))
-    return web.Response(text=PAGE.format(user=user, rows=rows), content_type="text/html")
+    csrf = html.escape(request.headers.get("X-Auth-Request-Csrf-Token", ""), quote=True)
+    return web.Response(text=PAGE.format(user=user, rows=rows, csrf=csrf), content_type="text/html")
 
 
 def make_app() -> web.Application:

@@ -1,5 +1,15 @@
 """The session cookie: a signed opaque ticket (~110 bytes whatever the tokens weigh), and the
 short-lived login cookie that binds a login's ``state`` to the browser that started it.
+
+Names: with ``secure`` the session cookie is ``__Host-<name>`` (``__Secure-<name>`` when a ``domain``
+is set) and the login cookie ``__Secure-<name>_login`` (its path is the proxy prefix, which
+``__Host-`` forbids). Browsers accept such a cookie only over https, with Secure, and ``__Host-`` only
+without a Domain and with Path=/, so neither a plain-http page nor a sibling subdomain can plant or
+overwrite ours.
+
+Secrets rotate: ``cookie.secret`` may list several; the first signs, every one verifies. The same
+keys make the sign-out CSRF token: an HMAC of the session id, so it needs no storage and dies with
+the session.
 """
 
 from __future__ import annotations
@@ -31,25 +41,39 @@ def _b64d(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _derive(secret: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
+
+
+def cookie_name(name: str, *, secure: bool, host_only: bool) -> str:
+    """``name`` with the prefix browsers enforce: ``__Host-`` (Secure, no Domain, Path=/) when
+    ``host_only``, else ``__Secure-`` (Secure); unprefixed when not ``secure``."""
+    if not secure:
+        return name
+    return ("__Host-" if host_only else "__Secure-") + name
+
+
 class CookieCodec:
     def __init__(self, config: CookieConfig, lifetime: float, login_path: str) -> None:
         self.config = config
-        self.name = config.name
-        self.login_name = f"{config.name}_login"
+        self.name = cookie_name(config.name, secure=config.secure, host_only=config.domain is None)
+        self.login_name = cookie_name(f"{config.name}_login", secure=config.secure, host_only=False)
+        self.names = frozenset({self.name, self.login_name, config.name, f"{config.name}_login"})
+        """Every name our cookies have or had (before the prefixes): never passed to upstreams."""
         self._lifetime = int(lifetime)
         self._login_path = login_path
-        self._mac_key = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"auth-proxy cookie mac v1"
-        ).derive(config.secret_bytes)
+        self._mac_keys = tuple(_derive(s, b"auth-proxy cookie mac v1") for s in config.secrets_bytes)
+        self._csrf_keys = tuple(_derive(s, b"auth-proxy csrf v1") for s in config.secrets_bytes)
 
     # --- the session ticket ------------------------------------------------------------------
 
-    def _mac(self, payload: str) -> bytes:
-        return hmac.new(self._mac_key, payload.encode(), hashlib.sha256).digest()
+    @staticmethod
+    def _mac(key: bytes, payload: str) -> bytes:
+        return hmac.new(key, payload.encode(), hashlib.sha256).digest()
 
     def encode(self, ticket: Ticket) -> str:
         payload = _PREFIX + _b64e(ticket.id + ticket.secret)
-        return payload + "." + _b64e(self._mac(payload))
+        return payload + "." + _b64e(self._mac(self._mac_keys[0], payload))
 
     def decode(self, value: str | None) -> Ticket | None:
         """The ticket in a cookie value, or ``None`` for anything not signed by us."""
@@ -60,7 +84,7 @@ class CookieCodec:
             raw, mac_raw = _b64d(payload[len(_PREFIX) :]), _b64d(mac)
         except (binascii.Error, ValueError):
             return None
-        if not hmac.compare_digest(mac_raw, self._mac(payload)):
+        if not any(hmac.compare_digest(mac_raw, self._mac(key, payload)) for key in self._mac_keys):
             return None
         if _b64e(raw) != payload[len(_PREFIX) :] or _b64e(mac_raw) != mac:
             return None  # one value, one spelling: b64decode tolerates stray characters and padding
@@ -70,6 +94,20 @@ class CookieCodec:
 
     def ticket_from(self, cookies: Mapping[str, str]) -> Ticket | None:
         return self.decode(cookies.get(self.name))
+
+    # --- the sign-out CSRF token -------------------------------------------------------------
+
+    @staticmethod
+    def _csrf(key: bytes, ticket: Ticket) -> str:
+        return _b64e(hmac.new(key, b"sign-out:" + ticket.id, hashlib.sha256).digest())
+
+    def csrf_token(self, ticket: Ticket) -> str:
+        """The token a sign-out POST of this session must carry (43 characters, URL-safe)."""
+        return self._csrf(self._csrf_keys[0], ticket)
+
+    def csrf_valid(self, ticket: Ticket, token: str) -> bool:
+        given = token.encode()
+        return any(hmac.compare_digest(given, self._csrf(key, ticket).encode()) for key in self._csrf_keys)
 
     def set(self, response: web.StreamResponse, ticket: Ticket) -> None:
         self._set(response, self.name, self.encode(ticket), self._lifetime, "/")

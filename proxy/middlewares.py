@@ -1,4 +1,5 @@
-"""Request id for every request, and errors turned into pages (never a stack trace to the client)."""
+"""Request id for every request, errors turned into pages (never a stack trace to the client), and
+the request size limits (431 / 413, see ``proxy.limits``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from aiohttp.typedefs import Handler
 
 from . import pages
 from .errors import ProxyError
-from .keys import REQUEST_ID
+from .keys import REQUEST_ID, SETTINGS
+from .limits import OWN_MAX_BODY, header_bytes, refusal
 from .logs import request_id
 
 log = logging.getLogger(__name__)
@@ -53,3 +55,27 @@ async def stamp_request_id(request: web.Request, response: web.StreamResponse) -
     """on_response_prepare: echo the request id (works for streamed responses too)."""
     if REQUEST_ID in request:
         response.headers["X-Request-ID"] = request[REQUEST_ID]
+
+
+@web.middleware
+async def limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """431 for oversized headers, 413 for a body over its limit: before any work is done on them."""
+    server = request.app[SETTINGS].server
+    size = header_bytes(request)
+    if size > server.max_header_bytes:
+        log.warning("request headers too large", extra={"event": "refused", "status": 431, "bytes": size})
+        return refusal(request, 431)
+    prefix = server.proxy_prefix
+    own = request.path == prefix or request.path.startswith(prefix + "/")
+    limit = OWN_MAX_BODY if own else server.max_body_bytes
+    length = request.content_length
+    if limit is not None and length is not None and length > limit:
+        log.warning("request body too large", extra={"event": "refused", "status": 413, "bytes": length})
+        return refusal(request, 413)
+    if not own:
+        return await handler(request)
+    try:  # bodies without a length: aiohttp's read() / post() stop at client_max_size
+        return await handler(request.clone(client_max_size=OWN_MAX_BODY))
+    except web.HTTPRequestEntityTooLarge:
+        log.warning("request body too large", extra={"event": "refused", "status": 413})
+        return refusal(request, 413)

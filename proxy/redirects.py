@@ -2,8 +2,12 @@
 
 A target is accepted when it is a plain path on this proxy (``/x``, never ``//x`` or ``/\\x``), or an
 absolute http(s) URL whose host is the proxy's own or matches ``allowed_domains`` (an exact host, or
-``.example.com`` for the domain and every subdomain). Userinfo, control characters, backslashes and
-non-ASCII hosts are refused outright.
+``.example.com`` for the domain and every subdomain). Userinfo, control characters, backslashes,
+non-ASCII hosts and percent-escapes in the host are refused outright: browsers read those differently
+from Python (they drop tabs and newlines, take ``\\`` for ``/``, map fullwidth characters and decode
+``%2E`` in a host), and a guard must never judge a different host than the one the browser visits.
+A relative target always comes back prefixed with the proxy's own origin, so whatever its path
+holds (``/%2F%2Fevil``, ``/／evil``), the browser stays here.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ def safe_redirect(target: str | None, origin: str, allowed_domains: Sequence[str
         return None
     if parts.scheme not in ("http", "https") or not parts.netloc or not parts.hostname:
         return None
-    if "@" in parts.netloc or not parts.hostname.isascii():
+    if "@" in parts.netloc or "%" in parts.netloc or not parts.hostname.isascii():
         return None
     own = urlsplit(origin)
     own_host = f"{own.hostname}:{own.port}" if own.port is not None else str(own.hostname)

@@ -4,6 +4,13 @@ The browser goes to the provider's ``end_session_endpoint`` with ``id_token_hint
 ``post_logout_redirect_uri``. When that URL would be too long for the provider to accept (users with
 hundreds of groups carry ID tokens of 20 kB), the same parameters are POSTed by a self-submitting
 form instead, as RP-Initiated Logout allows.
+
+CSRF: with ``logout.allow_get: false`` only a POST carrying the session's CSRF token signs out (form
+field ``csrf`` or header ``X-CSRF-Token``; the token is an HMAC of the session id, see
+``proxy.cookies``). Apps get it in the ``X-Auth-Request-Csrf-Token`` header of every signed-in
+request the proxy forwards, and as ``csrf_token`` in ``/oauth/userinfo``. A GET then shows a page whose
+button makes that POST, so plain "Sign out" links still work, with one more click. The default
+(``allow_get: true``) signs out on any GET or POST, as before: a cross-site link can sign a user out.
 """
 
 from __future__ import annotations
@@ -17,12 +24,13 @@ from aiohttp import web
 from .. import pages
 from ..errors import ProviderUnavailable
 from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE
+from ..metrics import record_logout
 from ..oidc.client import end_session_backend, end_session_params, end_session_url, revoke_refresh_token
 from ..redirects import safe_redirect
 from ..sessions.base import Session
 from ..sessions.request import current_session
 from .auth import redirect
-from .context import own_origin
+from .context import CSRF_FIELD, CSRF_HEADER, own_origin
 from .sessions import end_other_sessions
 
 log = logging.getLogger(__name__)
@@ -41,6 +49,61 @@ def logout_target(request: web.Request) -> str:
     return target or (own + default if default.startswith("/") else default)
 
 
+UPSTREAM_CSRF_HEADER = "X-Auth-Request-Csrf-Token"
+"""Sent upstream with each signed-in request (clients' copies are dropped, as every X-Auth-Request-*)."""
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def csrf_token(request: web.Request) -> str | None:
+    """The sign-out CSRF token of the request's session cookie, ``None`` without a valid one."""
+    codec = request.app[COOKIES]
+    ticket = codec.ticket_from(request.cookies)
+    return None if ticket is None else codec.csrf_token(ticket)
+
+
+async def _csrf_refusal(request: web.Request) -> web.Response | None:
+    """With ``logout.allow_get: false``: what to answer instead of signing out (``None``: go on).
+
+    Without a validly signed session cookie there is nothing to end, so nothing to protect. A GET
+    gets a page whose button makes the POST; a POST must carry the session's token.
+    """
+    if request.app[SETTINGS].logout.allow_get:
+        return None
+    codec = request.app[COOKIES]
+    ticket = codec.ticket_from(request.cookies)
+    if ticket is None:
+        return None
+    if request.method != "POST" and pages.wants_html(request):
+        return _confirm_page(request, codec.csrf_token(ticket))
+    token = request.headers.get(CSRF_HEADER)
+    if token is None and request.method == "POST" and request.content_type in _FORMS:
+        form = await request.post()
+        for field in form.values():
+            if isinstance(field, web.FileField):
+                field.file.close()  # a multipart form may spool files: nothing here wants them
+        value = form.get(CSRF_FIELD)
+        token = value if isinstance(value, str) else None
+    if token is not None and codec.csrf_valid(ticket, token):
+        return None
+    log.warning("sign-out refused: CSRF token missing or wrong", extra={"event": "csrf_refused"})
+    return pages.error(
+        request, 403, "Sign-out refused",
+        "This sign-out request did not come from this site (its CSRF token is missing or wrong), so "
+        "you are still signed in. Use the site's own Sign out button.",
+        retry_url=request.raw_path,
+    )  # fmt: skip
+
+
+def _confirm_page(request: web.Request, token: str) -> web.Response:
+    """Sign out? A button that POSTs back to the same URL (``rd`` kept) with the token."""
+    body = (
+        f'<form id="sign-out" method="post" action="{html.escape(request.raw_path, quote=True)}">'
+        f'<input type="hidden" name="{CSRF_FIELD}" value="{html.escape(token, quote=True)}">'
+        '<button type="submit">Sign out</button></form>'
+    )
+    return pages.html_page(request, 200, "Sign out?", "Do you want to sign out of this site?", body)
+
+
 def post_form(request: web.Request, action: str, params: dict[str, str]) -> web.Response:
     """A page that POSTs ``params`` to ``action`` on load; a button does it when scripts are off."""
     nonce = secrets.token_urlsafe(16)
@@ -54,13 +117,17 @@ def post_form(request: web.Request, action: str, params: dict[str, str]) -> web.
         f'<script nonce="{nonce}">document.getElementById("end-session").submit();</script>'
     )
     return pages.html_page(
-        request, 200, "Signing out", "Finishing sign-out at the sign-in provider.", body, nonce=nonce
-    )
+        request, 200, "Signing out", "Finishing sign-out at the sign-in provider.", body, nonce=nonce,
+        kind="signing_out",
+    )  # fmt: skip
 
 
 async def sign_out(request: web.Request) -> web.StreamResponse:
     app = request.app
     codec, store = app[COOKIES], app[STORE]
+    refused = await _csrf_refusal(request)
+    if refused is not None:
+        return refused
     session = await current_session(request)
     ticket = codec.ticket_from(request.cookies)
     if session is not None and request.query.get("everywhere") == "1":
@@ -94,6 +161,7 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
         response = redirect(target)
     if session is not None:
         log.info("logout", extra={"event": "logout", "sub": session.identity.sub})
+        record_logout(app, "user")
     codec.clear(response)
     return response
 
@@ -137,5 +205,5 @@ async def signed_out(request: web.Request) -> web.StreamResponse:
     return pages.html_page(
         request, 200, "Signed out",
         "You are signed out of this site and at the sign-in provider.",
-        pages.link("/", "Sign in again"),
+        pages.link("/", "Sign in again"), kind="signed_out",
     )  # fmt: skip

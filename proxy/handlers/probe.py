@@ -8,6 +8,7 @@ from .. import pages
 from ..errors import StoreUnavailable
 from ..keys import PROVIDER, STORE
 from ..sessions.request import current_session
+from .logout import csrf_token
 
 
 async def ping(request: web.Request) -> web.StreamResponse:
@@ -30,4 +31,7 @@ async def userinfo(request: web.Request) -> web.StreamResponse:
     session = await current_session(request)
     if session is None:
         return web.json_response({"error": "not signed in"}, status=401, headers=pages.NO_STORE)
-    return web.json_response(session.identity.as_json(), headers=pages.NO_STORE)
+    # csrf_token: what a sign-out POST of this session must carry (logout.allow_get: false)
+    return web.json_response(
+        {**session.identity.as_json(), "csrf_token": csrf_token(request)}, headers=pages.NO_STORE
+    )

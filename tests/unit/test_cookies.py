@@ -59,7 +59,7 @@ def test_values_differ_per_ticket(codec: CookieCodec) -> None:
 def test_ticket_from_cookies(codec: CookieCodec) -> None:
     ticket = Ticket.new()
 
-    assert codec.ticket_from({"_auth_proxy": codec.encode(ticket), "other": "x"}) == ticket
+    assert codec.ticket_from({"__Host-_auth_proxy": codec.encode(ticket), "other": "x"}) == ticket
     assert codec.ticket_from({"other": "x"}) is None
 
 
@@ -178,7 +178,7 @@ async def test_set_has_secure_defaults(codec: CookieCodec) -> None:
     response = web.Response()
     codec.set(response, FIXED)
 
-    cookie = (await set_cookie_headers(response))["_auth_proxy"]
+    cookie = (await set_cookie_headers(response))["__Host-_auth_proxy"]
 
     assert codec.decode(cookie["value"]) == FIXED
     assert cookie["path"] == "/"
@@ -214,8 +214,8 @@ async def test_clear_expires_with_the_attributes_of_set(config: dict[str, Any]) 
     codec.set(set_response, FIXED)
     codec.clear(clear_response)
 
-    was_set = (await set_cookie_headers(set_response))["_auth_proxy"]
-    cleared = (await set_cookie_headers(clear_response))["_auth_proxy"]
+    was_set = (await set_cookie_headers(set_response))[codec.name]
+    cleared = (await set_cookie_headers(clear_response))[codec.name]
 
     assert cleared["max-age"] == "0"
     assert "1970" in cleared["expires"]
@@ -229,7 +229,7 @@ async def test_login_cookie_lives_under_the_proxy_prefix() -> None:
     response = web.Response()
     codec.set_login(response, "binding-value", 600)
 
-    cookie = (await set_cookie_headers(response))["_auth_proxy_login"]
+    cookie = (await set_cookie_headers(response))["__Secure-_auth_proxy_login"]
 
     assert cookie["value"] == "binding-value"
     assert cookie["path"] == "/auth"
@@ -244,7 +244,7 @@ async def test_clear_login_uses_the_proxy_prefix() -> None:
     response = web.Response()
     codec.clear_login(response)
 
-    cookie = (await set_cookie_headers(response))["_auth_proxy_login"]
+    cookie = (await set_cookie_headers(response))["__Secure-_auth_proxy_login"]
 
     assert cookie["path"] == "/auth"
     assert cookie["max-age"] == "0"
