@@ -7,11 +7,10 @@ import os
 import sys
 from pathlib import Path
 
-from aiohttp import web
-
 from .app import create_app
 from .config import ConfigError, load_settings
-from .logs import AccessLogger, setup_logging
+from .logs import setup_logging
+from .workers import serve, supervise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,25 +24,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default=os.environ.get("AUTH_PROXY_LOG_LEVEL", "INFO"))
     parser.add_argument("--log-format", choices=("json", "text"), default="json")
     parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes sharing the port, each with its own event loop (default: server.workers, 1)",
+    )
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
         print(f"auth-proxy: {exc}", file=sys.stderr)
         return 2
+    workers = settings.server.workers if args.workers is None else args.workers
+    if not 1 <= workers <= 64:
+        print("auth-proxy: --workers must be from 1 to 64", file=sys.stderr)
+        return 2
+    if workers > 1 and settings.session.store == "memory":
+        print(
+            "auth-proxy: several workers need session.store: redis (memory is per process)", file=sys.stderr
+        )
+        return 2
+    try:
+        app = create_app(settings)  # the same checks every worker will make, once, before any starts
+    except ConfigError as exc:
+        print(f"auth-proxy: {exc}", file=sys.stderr)
+        return 2
     if args.check_config:
         print("configuration OK")
         return 0
-    setup_logging(args.log_level, json_output=args.log_format == "json")
-    web.run_app(
-        create_app(settings),
-        host=settings.server.host,
-        port=settings.server.port,
-        access_log_class=AccessLogger,
-        print=None,
-        shutdown_timeout=30,
-    )
-    return 0
+    json_output = args.log_format == "json"
+    setup_logging(args.log_level, json_output=json_output)
+    if workers == 1:
+        serve(settings, app)
+        return 0
+    return supervise(settings, workers, args.log_level, json_output)
 
 
 if __name__ == "__main__":

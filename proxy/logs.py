@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from .keys import REQUEST_ID
+from .keys import REQUEST_ID, SESSION
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -24,12 +24,18 @@ _STD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, static: dict[str, Any] | None = None) -> None:
+        """``static``: fields on every line (e.g. which worker process wrote it)."""
+        super().__init__()
+        self._static = dict(static or {})
+
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            **self._static,
         }
         rid = request_id.get()
         if rid != "-":
@@ -42,10 +48,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def setup_logging(level: str = "INFO", json_output: bool = True) -> None:
+def setup_logging(
+    level: str = "INFO", json_output: bool = True, static: dict[str, Any] | None = None
+) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if json_output:
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(static))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -54,9 +62,11 @@ def setup_logging(level: str = "INFO", json_output: bool = True) -> None:
 
 
 class AccessLogger(AbstractAccessLogger):
-    """One JSON line per request: id, method, path (no query: it may carry codes), status, duration."""
+    """One JSON line per request: id, method, path (no query: it may carry codes), status, duration,
+    and the signed-in user's ``sub`` when the request had a session (never a token or a cookie)."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, duration: float) -> None:
+        session = request.get(SESSION)
         self.logger.info(
             "request",
             extra={
@@ -65,6 +75,7 @@ class AccessLogger(AbstractAccessLogger):
                 "path": request.path,
                 "status": response.status,
                 "duration_ms": round(duration * 1000, 2),
+                "sub": session.identity.sub if session is not None else None,
                 "remote": request.remote,
                 "at": round(time.time(), 3),
             },

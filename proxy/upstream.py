@@ -20,6 +20,8 @@ from yarl import URL
 
 from . import pages
 from .config import UpstreamConfig
+from .keys import REQUEST_ID
+from .limits import CappedBody, refusal
 from .sessions.base import Identity
 
 log = logging.getLogger(__name__)
@@ -188,6 +190,9 @@ def upstream_request_headers(
     out["X-Forwarded-For"] = ", ".join([*prior, remote]) if prior else remote
     out["X-Forwarded-Proto"] = scheme
     out["X-Forwarded-Host"] = host
+    out.popall("X-Request-ID", None)  # the client's, if it was unfit, was replaced by request_context
+    if REQUEST_ID in request:
+        out["X-Request-ID"] = request[REQUEST_ID]
     if identity is not None:
         out.update(identity_headers(identity, max_groups_bytes))
     return out
@@ -206,11 +211,19 @@ def response_headers(items: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
 
 
 async def forward_http(
-    request: web.Request, http: aiohttp.ClientSession, upstream: Upstream, headers: CIMultiDict[str]
+    request: web.Request,
+    http: aiohttp.ClientSession,
+    upstream: Upstream,
+    headers: CIMultiDict[str],
+    max_body: int | None = None,
 ) -> web.StreamResponse:
+    """``max_body``: a chunked upload is broken off past it (a Content-Length over it never gets here)."""
     url = upstream.target(request.raw_path)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=upstream.timeout)
-    data = request.content if request.body_exists else None
+    capped = None
+    if request.body_exists and max_body is not None and request.content_length is None:
+        capped = CappedBody(request.content, max_body)
+    data = capped or (request.content if request.body_exists else None)
     try:
         up = await http.request(
             request.method, url, headers=headers, data=data, allow_redirects=False, timeout=timeout
@@ -219,6 +232,9 @@ async def forward_http(
         log.warning("upstream timed out", extra={"upstream": str(upstream.url)})
         return pages.error(request, 504, "The application did not answer in time", "Please try again.")
     except (aiohttp.ClientError, OSError) as exc:
+        if capped is not None and capped.cut:
+            log.warning("request body cut at %d bytes", max_body, extra={"event": "refused", "status": 413})
+            return refusal(request, 413)
         log.warning("upstream unreachable: %s", type(exc).__name__, extra={"upstream": str(upstream.url)})
         return pages.error(request, 502, "The application is unreachable", "Please try again in a moment.")
     try:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh - install what the demo and the tests need on a fresh Debian machine, then the project
 # itself into .venv. Idempotent: installs only what is missing.
-#   system: redis-server, nginx, curl, unzip, bc, a JDK >= 17 (Keycloak), maven (Keycloak download),
+#   system: redis-server and redis-cli (the tests also run Redis as Sentinel and as a Cluster), nginx,
+#           curl, unzip, bc, a JDK >= 17 (Keycloak), maven (Keycloak download),
 #           chromium (end-to-end tests; Playwright drives Debian's, it never downloads a browser)
 #   python: .venv with the project and its test extras
 set -euo pipefail
@@ -13,6 +14,7 @@ SUDO=""
 
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)   # redis-cli: the tests' Sentinel and Cluster
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v curl >/dev/null || need+=(curl)
 command -v unzip >/dev/null || need+=(unzip)

@@ -1,16 +1,37 @@
-"""Redis backend (redis-py asyncio). Every Redis failure becomes ``StoreUnavailable``: fail closed."""
+"""Redis backend (redis-py asyncio). Every Redis failure becomes ``StoreUnavailable``: fail closed.
+
+One backend for the three ways Redis runs (``redis_url.py``): a standalone server, the master that
+Sentinel names (followed across failovers: a connection to a demoted master is dropped and the
+Sentinels are asked again) and a Cluster. Every command names one key, so on a Cluster each goes to
+the one node that holds it; the keys of one session share a hash tag (``store.py``).
+
+A failed connection is retried twice at once with a short backoff (a restarted server or a failover
+leaves dead connections in the pool), a timeout is not retried: an outage costs a request at most
+``timeout`` seconds, then 503, and the store recovers by itself when Redis answers again.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio import Redis, RedisCluster, Sentinel
+from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
 
 from ..errors import StoreUnavailable
+from .redis_url import parse_redis_url
 
 T = TypeVar("T")
+
+Client = Redis | RedisCluster
+
+
+def _retry(retries: int) -> Retry:
+    return Retry(ExponentialBackoff(cap=0.2, base=0.02), retries, supported_errors=(RedisConnectionError,))
 
 
 def _bytes(value: bytes | str | None) -> bytes | None:
@@ -23,26 +44,77 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) 
 
 
 class RedisBackend:
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Client, sentinel: Sentinel | None = None) -> None:
         self._redis = client
+        self._sentinel = sentinel
+
+    @property
+    def client(self) -> Client:
+        """The redis-py client (for tests and diagnostics)."""
+        return self._redis
+
+    @property
+    def plain(self) -> Redis:
+        """The client, which must not be a Cluster one (pub/sub: see ``pubsub_backend``)."""
+        if not isinstance(self._redis, Redis):
+            raise TypeError("a Cluster client has no plain Redis connection")
+        return self._redis
 
     @classmethod
-    def from_url(cls, url: str, timeout: float = 2.0) -> RedisBackend:
-        return cls(
-            Redis.from_url(
-                url,
+    def from_url(cls, url: str, timeout: float = 2.0, retries: int = 2) -> RedisBackend:
+        """A backend for any URL ``parse_redis_url`` takes. No I/O: connections open on first use.
+        ``retries``: how often a command that met a broken connection is tried again."""
+        target = parse_redis_url(url)
+        if target.kind == "standalone":
+            return cls(
+                Redis.from_url(
+                    url,
+                    socket_timeout=timeout,
+                    socket_connect_timeout=timeout,
+                    health_check_interval=30,
+                    retry=_retry(retries),
+                )
+            )
+        if target.kind == "cluster":
+            cluster = RedisCluster(
+                startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+                username=target.username,
+                password=target.password,
+                ssl=target.ssl,
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
-                health_check_interval=30,
+                retry=_retry(retries),
             )
+            return cls(cluster)
+        assert target.service is not None  # guaranteed by parse_redis_url
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            list(target.nodes),
+            sentinel_kwargs={
+                "username": target.sentinel_username,
+                "password": target.sentinel_password,
+                "ssl": target.ssl,
+                "socket_timeout": timeout,
+                "socket_connect_timeout": timeout,
+                "retry": _retry(retries),
+            },
         )
+        client: Redis = sentinel.master_for(
+            target.service,
+            db=target.db,
+            username=target.username,
+            password=target.password,
+            ssl=target.ssl,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=30,
+            retry=_retry(retries),
+        )
+        return cls(client, sentinel)
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
         try:
             return await awaitable
-        except RedisError as exc:
-            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from None
-        except OSError as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from None
 
     async def get(self, key: str) -> bytes | None:
@@ -96,3 +168,33 @@ class RedisBackend:
 
     async def close(self) -> None:
         await self._redis.aclose()
+        if self._sentinel is not None:
+            for sentinel in self._sentinel.sentinels:
+                await sentinel.aclose()
+
+
+def pubsub_backend(url: str, timeout: float = 2.0) -> RedisBackend:
+    """A backend whose ``plain`` client publishes and subscribes on the Redis ``url`` names.
+
+    Sentinel: the current master, followed across failovers. Cluster: a plain client to the first
+    seed node (a PUBLISH on any node of a Cluster reaches the subscribers of every node). ``close()``
+    closes everything it opened.
+    """
+    target = parse_redis_url(url)
+    if target.kind != "cluster":
+        # No retries: a subscription that broke must be seen to break (redis-py would otherwise
+        # resubscribe silently, and what was published in between would be lost unnoticed).
+        return RedisBackend.from_url(url, timeout, retries=0)
+    host, port = target.nodes[0]
+    return RedisBackend(
+        Redis(
+            host=host,
+            port=port,
+            username=target.username,
+            password=target.password,
+            ssl=target.ssl,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=_retry(0),
+        )
+    )

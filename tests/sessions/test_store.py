@@ -1,4 +1,5 @@
-"""One conformance suite for every session store backend: the in-memory one and the real Redis."""
+"""One conformance suite for every session store backend: the in-memory one and the real Redis, as
+a standalone server, behind Sentinel and as a 3-node Cluster (tests/sessions/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
 import pytest
-from redis.asyncio import Redis
 
 from proxy.errors import StoreUnavailable
 from proxy.sessions.backend import Backend
@@ -36,7 +36,7 @@ class Harness:
     ttl_of_set: Callable[[str], Awaitable[float]]
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "sentinel", "cluster"])
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     clock = Clock()
     if request.param == "memory":
@@ -52,17 +52,17 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
 
         yield Harness(mem, mem_ttl, clock, mem_set_ttl)
         return
-    url = request.getfixturevalue("redis_srv").url  # a sync fixture: safe to pull from here
+    servers = {"redis": "redis_srv", "sentinel": "redis_sentinel", "cluster": "redis_cluster"}
+    url = request.getfixturevalue(servers[request.param]).url  # sync fixtures: safe to pull from here
     backend = RedisBackend.from_url(url)
-    raw = Redis.from_url(url)
-    await raw.flushall()
+    raw = backend.client
+    await raw.flushall()  # on a Cluster: on every master
 
     async def redis_ttl(key: str) -> float:
         return float(await raw.ttl(key))
 
     yield Harness(backend, redis_ttl, clock, redis_ttl)
     await backend.close()
-    await raw.aclose()
 
 
 def make_session(now: float, lifetime: float = 3600.0, **identity: str) -> Session:

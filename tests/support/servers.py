@@ -31,10 +31,13 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 
 
 class RedisServer:
-    """A throw-away ``redis-server`` (Debian's package) on 127.0.0.1, no persistence."""
+    """A throw-away ``redis-server`` (Debian's package) on 127.0.0.1, no persistence unless
+    ``appendonly`` (then every write is in its append-only file and survives ``start_again``)."""
 
-    def __init__(self, port: int, proc: subprocess.Popen[bytes], workdir: Path) -> None:
-        self.port, self.proc, self.workdir = port, proc, workdir
+    def __init__(
+        self, port: int, proc: subprocess.Popen[bytes], workdir: Path, appendonly: bool = False
+    ) -> None:
+        self.port, self.proc, self.workdir, self.appendonly = port, proc, workdir, appendonly
 
     @property
     def url(self) -> str:
@@ -48,24 +51,25 @@ class RedisServer:
     def start_again(self) -> None:
         """Restart on the same port (for outage tests)."""
         self.stop()
-        self.proc = _spawn_redis(self.port, self.workdir)
+        self.proc = _spawn_redis(self.port, self.workdir, self.appendonly)
         wait_port(self.port)
 
 
-def _spawn_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+def _spawn_redis(port: int, workdir: Path, appendonly: bool = False) -> subprocess.Popen[bytes]:
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not os.path.exists(binary):
         raise RuntimeError("redis-server is not installed: run scripts/test.sh (it installs it)")
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+    persist = ["--appendonly", "yes", "--appendfsync", "always"] if appendonly else ["--appendonly", "no"]
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", *persist,
             "--dir", str(workdir), "--logfile", str(workdir / "redis.log")]  # fmt: skip
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @contextmanager
-def redis_server() -> Iterator[RedisServer]:
+def redis_server(appendonly: bool = False) -> Iterator[RedisServer]:
     workdir = Path(tempfile.mkdtemp(prefix="auth-proxy-redis-"))
     port = free_port()
-    server = RedisServer(port, _spawn_redis(port, workdir), workdir)
+    server = RedisServer(port, _spawn_redis(port, workdir, appendonly), workdir, appendonly)
     try:
         wait_port(port)
         yield server

@@ -1,0 +1,296 @@
+"""Prometheus metrics: one registry per application, exposed at ``GET /metrics``.
+
+Nothing here is global: ``Metrics`` owns its ``CollectorRegistry`` and lives in ``app[METRICS]``, so
+any number of apps can run in one process (the tests build many). With ``--workers N`` the parent
+sets ``PROMETHEUS_MULTIPROC_DIR`` before starting the workers: each worker then writes its values to
+files there and every worker's ``/metrics`` answers the sum over all of them (prometheus-client's
+multiprocess mode), whichever worker the scrape reaches.
+
+    auth_proxy_requests_total{route,status}              answered requests; route is a class below
+    auth_proxy_request_duration_seconds{route}           until the last byte (WebSockets excluded)
+    auth_proxy_upstream_duration_seconds                 request sent upstream → its response headers
+    auth_proxy_upstream_connections_active               upstream requests sent and not yet released
+    auth_proxy_logins_total{outcome}                     success | failure
+    auth_proxy_logouts_total{kind}                       user | everywhere | user_remote | backchannel |
+                                                         frontchannel | refresh_failure
+    auth_proxy_token_refreshes_total{outcome}            success | ended (provider refused) | error
+    auth_proxy_store_operations_total{op}                session store calls, and of those
+    auth_proxy_store_errors_total{op}                    the ones that failed (Redis unreachable ...)
+    auth_proxy_store_operation_duration_seconds          every store call
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import Literal, TypeVar
+
+import aiohttp
+from aiohttp import web
+from aiohttp.connector import Connection
+from aiohttp.typedefs import Handler
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from .errors import StoreUnavailable
+from .keys import METRICS, SETTINGS
+from .sessions.backend import Backend
+
+T = TypeVar("T")
+
+RouteClass = Literal[
+    "proxy", "auth_request", "login", "callback", "sign_out", "backchannel", "probe", "other"
+]
+LogoutKind = Literal["user", "everywhere", "user_remote", "backchannel", "frontchannel", "refresh_failure"]
+RefreshOutcome = Literal["success", "ended", "error"]
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+STORE_OPS = ("get", "set", "getdel", "delete", "add_new", "delete_if", "expire", "index_add",
+             "index_members", "index_remove", "ping")  # fmt: skip
+
+
+class Metrics:
+    def __init__(self, proxy_prefix: str = "/oauth", multiprocess_dir: str | None = None) -> None:
+        """``multiprocess_dir``: the directory of prometheus-client's multiprocess mode, if in use
+        (``PROMETHEUS_MULTIPROC_DIR``, which must be set before ``prometheus_client`` is imported)."""
+        self.registry = CollectorRegistry()
+        own: CollectorRegistry | None = self.registry
+        if multiprocess_dir is not None:
+            # the values come from every worker's files
+            MultiProcessCollector(self.registry, multiprocess_dir)  # type: ignore[no-untyped-call]
+            own = None
+        self._routes: dict[str, RouteClass] = {
+            f"{proxy_prefix}/start": "login",
+            f"{proxy_prefix}/sign_in": "login",
+            f"{proxy_prefix}/callback": "callback",
+            f"{proxy_prefix}/sign_out": "sign_out",
+            f"{proxy_prefix}/signed_out": "sign_out",
+            f"{proxy_prefix}/auth": "auth_request",
+            f"{proxy_prefix}/backchannel_logout": "backchannel",
+            f"{proxy_prefix}/frontchannel_logout": "backchannel",
+            "/ping": "probe",
+            "/ready": "probe",
+            "/metrics": "probe",
+        }
+        self._prefix = proxy_prefix
+        self._answered: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        self.requests = Counter(
+            "auth_proxy_requests", "Requests answered, by route class and status.", ["route", "status"],
+            registry=own,
+        )  # fmt: skip
+        self.request_seconds = Histogram(
+            "auth_proxy_request_duration_seconds", "Time to answer a request, to its last byte.", ["route"],
+            buckets=LATENCY_BUCKETS, registry=own,
+        )  # fmt: skip
+        self.upstream_seconds = Histogram(
+            "auth_proxy_upstream_duration_seconds", "Time from a request sent upstream to its headers.",
+            buckets=LATENCY_BUCKETS, registry=own,
+        )  # fmt: skip
+        self.upstream_active = Gauge(
+            "auth_proxy_upstream_connections_active",
+            "Upstream connections in use: request sent, response not yet relayed (WebSockets: open).",
+            registry=own, multiprocess_mode="livesum",
+        )  # fmt: skip
+        self.logins = Counter(
+            "auth_proxy_logins", "Logins completed or failed at the callback.", ["outcome"], registry=own
+        )
+        self.logouts = Counter("auth_proxy_logouts", "Logouts, by what started them.", ["kind"], registry=own)
+        self.refreshes = Counter(
+            "auth_proxy_token_refreshes", "Token refreshes, by outcome.", ["outcome"], registry=own
+        )
+        self.store_ops = Counter(
+            "auth_proxy_store_operations", "Session store operations.", ["op"], registry=own
+        )
+        self.store_errors = Counter(
+            "auth_proxy_store_errors", "Session store operations that failed.", ["op"], registry=own
+        )
+        self.store_seconds = Histogram(
+            "auth_proxy_store_operation_duration_seconds", "Time of one session store operation.",
+            buckets=STORE_BUCKETS, registry=own,
+        )  # fmt: skip
+        # Every series exists from the start (at 0), so rates and alerts work before the first event.
+        for outcome in ("success", "failure"):
+            self.logins.labels(outcome)
+        for kind in ("user", "everywhere", "user_remote", "backchannel", "frontchannel", "refresh_failure"):
+            self.logouts.labels(kind)
+        for outcome in ("success", "ended", "error"):
+            self.refreshes.labels(outcome)
+        for op in STORE_OPS:
+            self.store_ops.labels(op)
+            self.store_errors.labels(op)
+
+    @classmethod
+    def for_process(cls, proxy_prefix: str) -> Metrics:
+        """Metrics for this process: multiprocess mode when the worker parent asked for it."""
+        return cls(proxy_prefix, os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None)
+
+    def route_of(self, request: web.Request) -> RouteClass:
+        resource = request.match_info.route.resource
+        if resource is None:  # no route matched (404/405 from the router)
+            return "other"
+        known = self._routes.get(resource.canonical)
+        if known is not None:
+            return known
+        path = request.path
+        if path == self._prefix or path.startswith(self._prefix + "/"):
+            return "other"  # the proxy's own namespace: never proxied
+        return "proxy"
+
+    def answered(self, route: RouteClass, status: int, seconds: float) -> None:
+        """Count one answered request (the labelled children are looked up once, then cached)."""
+        children = self._answered.get((route, status))
+        if children is None:
+            children = self.requests.labels(route, str(status)), self.request_seconds.labels(route)
+            self._answered[(route, status)] = children
+        children[0].inc()
+        if status != 101:  # a WebSocket's duration is the session's, not a latency
+            children[1].observe(seconds)
+
+    def store_call(self, op: str) -> tuple[Counter, Counter]:
+        """The (operations, errors) counters of one store operation."""
+        return self.store_ops.labels(op), self.store_errors.labels(op)
+
+    def exposition(self, accept: str) -> tuple[bytes, str]:
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type
+
+
+# --- recording -----------------------------------------------------------------------------------
+
+
+def record_login(app: web.Application, ok: bool) -> None:
+    app[METRICS].logins.labels("success" if ok else "failure").inc()
+
+
+def record_logout(app: web.Application, kind: LogoutKind) -> None:
+    app[METRICS].logouts.labels(kind).inc()
+
+
+def record_refresh(app: web.Application, outcome: RefreshOutcome) -> None:
+    app[METRICS].refreshes.labels(outcome).inc()
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every request by route class and status, and time it (outermost middleware)."""
+    metrics = request.app[METRICS]
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away (or shutdown's grace ran out), as nginx counts it
+        raise
+    finally:
+        metrics.answered(metrics.route_of(request), status, time.perf_counter() - started)
+
+
+async def expose(request: web.Request) -> web.StreamResponse:
+    """``GET /metrics``: the Prometheus text format (or OpenMetrics, when the scraper asks for it)."""
+    body, content_type = request.app[METRICS].exposition(request.headers.get("Accept", ""))
+    return web.Response(body=body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
+
+
+def upstream_response_class(metrics: Metrics) -> type[aiohttp.ClientResponse]:
+    """The upstream client's response class (``ClientSession(response_class=...)``): times the wait
+    for the upstream's headers, and counts the connection in use until it is released (after the last
+    byte is relayed, or the WebSocket closes; also when the wait fails). Cheaper than a TraceConfig,
+    which makes aiohttp build and send a dozen trace events per request."""
+
+    class TimedResponse(aiohttp.ClientResponse):
+        async def start(self, connection: Connection) -> aiohttp.ClientResponse:
+            metrics.upstream_active.inc()
+            connection.add_callback(metrics.upstream_active.dec)  # called once, on release or close
+            started = time.perf_counter()
+            try:
+                return await super().start(connection)
+            finally:
+                metrics.upstream_seconds.observe(time.perf_counter() - started)
+
+    return TimedResponse
+
+
+class InstrumentedBackend:
+    """A session store backend that counts and times every call of the one it wraps."""
+
+    def __init__(self, inner: Backend, metrics: Metrics) -> None:
+        self.inner = inner
+        self._seconds = metrics.store_seconds
+        self._counters = {op: metrics.store_call(op) for op in STORE_OPS}
+
+    async def _run(self, op: str, call: Awaitable[T]) -> T:
+        started = time.perf_counter()
+        calls, errors = self._counters[op]
+        calls.inc()
+        try:
+            return await call
+        except StoreUnavailable:
+            errors.inc()
+            raise
+        finally:
+            self._seconds.observe(time.perf_counter() - started)
+
+    async def get(self, key: str) -> bytes | None:
+        return await self._run("get", self.inner.get(key))
+
+    async def set(self, key: str, value: bytes, ttl: int) -> None:
+        await self._run("set", self.inner.set(key, value, ttl))
+
+    async def getdel(self, key: str) -> bytes | None:
+        return await self._run("getdel", self.inner.getdel(key))
+
+    async def delete(self, *keys: str) -> int:
+        return await self._run("delete", self.inner.delete(*keys))
+
+    async def add_new(self, key: str, value: bytes, ttl: int) -> bool:
+        return await self._run("add_new", self.inner.add_new(key, value, ttl))
+
+    async def delete_if(self, key: str, value: bytes) -> bool:
+        return await self._run("delete_if", self.inner.delete_if(key, value))
+
+    async def expire(self, key: str, ttl: int) -> None:
+        await self._run("expire", self.inner.expire(key, ttl))
+
+    async def index_add(self, key: str, member: str, ttl: int) -> None:
+        await self._run("index_add", self.inner.index_add(key, member, ttl))
+
+    async def index_members(self, key: str) -> frozenset[str]:
+        return await self._run("index_members", self.inner.index_members(key))
+
+    async def index_remove(self, key: str, member: str) -> None:
+        await self._run("index_remove", self.inner.index_remove(key, member))
+
+    async def ping(self) -> None:
+        await self._run("ping", self.inner.ping())
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def listener_ctx(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: ``/metrics`` on ``server.metrics_listen``, a port of its own (if configured)."""
+    server = app[SETTINGS].server
+    address = server.metrics_address
+    if address is None:
+        yield
+        return
+    metrics_app = web.Application()
+    metrics_app[METRICS] = app[METRICS]
+    metrics_app.router.add_get("/metrics", expose)
+    runner = web.AppRunner(metrics_app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        # Every worker binds it too (SO_REUSEPORT); each answers for all of them.
+        await web.TCPSite(runner, address[0], address[1], reuse_port=server.workers > 1 or None).start()
+        yield
+    finally:
+        await runner.cleanup()
