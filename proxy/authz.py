@@ -1,11 +1,29 @@
-"""Pure authorisation decisions: an identity against allow-lists. No I/O, no request objects."""
+"""Pure authorisation decisions: an identity against allow-lists. No I/O, no request objects.
+
+A :class:`Rules` holds the four allow-lists. Each non-empty list must be satisfied (they combine
+with AND); within a list one match is enough (OR); empty lists allow everyone. Where several rule
+sets apply (global + ``/oauth/auth``'s query narrowing, or the rules of every upstream an ambiguous
+path could mean), the identity must pass all of them.
+
+Per upstream, each ``allowed_*`` key that is set replaces the same global key for that prefix (an
+empty list lifts it); keys left out inherit the global value.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from .sessions.base import Identity
+
+if TYPE_CHECKING:
+    from .config import AuthorizationConfig, UpstreamConfig
+
+
+def _set(values: Iterable[str], lower: bool = False) -> frozenset[str]:
+    items = (v.strip() for v in values)
+    return frozenset(v.lower() if lower else v for v in items if v)
 
 
 @dataclass(frozen=True)
@@ -15,19 +33,67 @@ class Rules:
     groups: frozenset[str] = frozenset()
     emails: frozenset[str] = frozenset()
     email_domains: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()
+    """Realm roles as ``role``, client roles as ``client:role`` (as ``Identity.roles`` holds them)."""
 
     @classmethod
-    def parse(cls, groups: str = "", emails: str = "", email_domains: str = "") -> Rules:
+    def of(
+        cls,
+        *,
+        groups: Iterable[str] = (),
+        emails: Iterable[str] = (),
+        email_domains: Iterable[str] = (),
+        roles: Iterable[str] = (),
+    ) -> Rules:
+        """From lists as configured (emails and domains compare case-insensitively)."""
+        domains = (d.strip().removeprefix("@") for d in email_domains)
+        return cls(_set(groups), _set(emails, lower=True), _set(domains, lower=True), _set(roles))
+
+    @classmethod
+    def parse(cls, groups: str = "", emails: str = "", email_domains: str = "", roles: str = "") -> Rules:
         """From comma-separated query parameters (``allowed_groups=a,b``)."""
-
-        def split(value: str, lower: bool = False) -> frozenset[str]:
-            items = (v.strip() for v in value.split(","))
-            return frozenset(v.lower() if lower else v for v in items if v)
-
-        return cls(split(groups), split(emails, lower=True), split(email_domains, lower=True))
+        return cls.of(
+            groups=groups.split(","),
+            emails=emails.split(","),
+            email_domains=email_domains.split(","),
+            roles=roles.split(","),
+        )
 
     def __bool__(self) -> bool:
-        return bool(self.groups or self.emails or self.email_domains)
+        return bool(self.groups or self.emails or self.email_domains or self.roles)
+
+
+def global_rules(cfg: AuthorizationConfig) -> Rules:
+    return Rules.of(
+        groups=cfg.allowed_groups,
+        emails=cfg.allowed_emails,
+        email_domains=cfg.allowed_email_domains,
+        roles=cfg.allowed_roles,
+    )
+
+
+def upstream_rules(cfg: AuthorizationConfig, upstream: UpstreamConfig | None) -> Rules:
+    """The rules of a prefix: the global ones, each key replaced where the upstream sets it."""
+    rules = global_rules(cfg)
+    if upstream is None:
+        return rules
+    own = Rules.of(
+        groups=upstream.allowed_groups or (),
+        emails=upstream.allowed_emails or (),
+        email_domains=upstream.allowed_email_domains or (),
+        roles=upstream.allowed_roles or (),
+    )
+    changes = {
+        name: getattr(own, name)
+        for name, value in (
+            ("groups", upstream.allowed_groups),
+            ("emails", upstream.allowed_emails),
+            ("email_domains", upstream.allowed_email_domains),
+            ("roles", upstream.allowed_roles),
+        )
+        if value is not None
+    }
+    return replace(rules, **changes)
 
 
 def _domain_of(email: str | None) -> str | None:
@@ -36,14 +102,32 @@ def _domain_of(email: str | None) -> str | None:
     return email.rsplit("@", 1)[1].lower()
 
 
-def allows(rules: Rules, identity: Identity, groups: Collection[str] | None = None) -> bool:
-    """Whether ``identity`` passes ``rules``. ``groups`` overrides the identity's own (e.g. roles)."""
-    member_of = set(identity.groups if groups is None else groups)
-    if rules.groups and not rules.groups & member_of:
-        return False
-    email = (identity.email or "").lower()
+def denied_by(rules: Rules, identity: Identity) -> str | None:
+    """The name of the first rule ``identity`` fails (``"allowed_groups"`` ...), ``None`` if it passes.
+
+    Email rules only see an address the provider has not called unverified (``email_verified``
+    false): an unverified address proves nothing about who signed in.
+    """
+    if rules.groups and not rules.groups.intersection(identity.groups):
+        return "allowed_groups"
+    if rules.roles and not rules.roles.intersection(identity.roles):
+        return "allowed_roles"
+    email = (identity.email or "").lower() if identity.email_verified is not False else ""
     if rules.emails and email not in rules.emails:
-        return False
+        return "allowed_emails"
     if rules.email_domains and _domain_of(email) not in rules.email_domains:
-        return False
-    return True
+        return "allowed_email_domains"
+    return None
+
+
+def first_denial(all_rules: Iterable[Rules], identity: Identity) -> str | None:
+    """:func:`denied_by` over several rule sets that must all pass."""
+    for rules in all_rules:
+        failed = denied_by(rules, identity)
+        if failed is not None:
+            return failed
+    return None
+
+
+def allows(rules: Rules, identity: Identity) -> bool:
+    return denied_by(rules, identity) is None

@@ -9,15 +9,25 @@ Stdlib only, deterministic output: run it again after editing this file and comm
 Contents:
   - client "proxy" (confidential, secret "proxy-secret"): the auth proxy. Back-channel logout to
     http://127.0.0.1:4180/oauth/backchannel_logout with the sid claim, no front-channel logout,
-    password grant enabled for tests, "roles" and "groups" claims in ID/access tokens.
+    password grant enabled for tests, "roles" and "groups" claims in ID/access tokens, and an
+    Audience mapper that puts "proxy" in the aud of its access tokens (so the proxy accepts them as
+    bearer tokens: Keycloak's own aud is "account" or none). Client role "editor".
   - client "other-app" (confidential, secret "other-app-secret"): another application of the realm,
-    to test that signing out of it ends the proxy's sessions too.
+    to test that signing out of it ends the proxy's sessions too. Client role "viewer".
+  - realm roles proxy-user, auditor; groups engineering, finance, support, and BIG_GROUPS teams.
   - users (all with email, names, emailVerified and no required actions, so Keycloak 26 does not ask
     them to complete a profile at first login):
       alice    / alice-password     role proxy-user, group engineering
       bob      / bob-password       no groups, no proxy-user role
       bigtoken / bigtoken-password  role proxy-user, member of BIG_GROUPS groups with ~50-character
                                     names, so that his ID token is longer than 20,000 characters
+      carol    / carol-password     realm role auditor, client role proxy:editor, group finance,
+                                    carol@example.com        (authorization tests: allowed by each rule)
+      dave     / dave-password      realm role proxy-user, client role other-app:viewer, group support,
+                                    dave@example.net         (authorization tests: denied by each rule)
+
+The AUTHZ_* parts (carol, dave, their roles and groups, the audience mapper) are also added to an
+already running Keycloak, without re-importing anything, by tests/support/keycloak_authz.py.
 """
 
 from __future__ import annotations
@@ -40,8 +50,9 @@ def big_group_name(i: int) -> str:
     return f"team-{i:04d}-platform-engineering-observability-squad"
 
 
-def user(username: str, first: str, last: str, email: str, *, roles: list[str], groups: list[str]) -> dict:
-    return {
+def user(username: str, first: str, last: str, email: str, *, roles: list[str], groups: list[str],
+         client_roles: dict[str, list[str]] | None = None) -> dict:
+    u = {
         "username": username,
         "enabled": True,
         "email": email,
@@ -49,10 +60,43 @@ def user(username: str, first: str, last: str, email: str, *, roles: list[str], 
         "firstName": first,
         "lastName": last,
         "credentials": [{"type": "password", "value": f"{username}-password", "temporary": False}],
-        "realmRoles": roles,
+        # Keycloak gives imported users only the roles listed here: without the realm's default roles
+        # (account roles among them) its account console fails for them with 401.
+        "realmRoles": ["default-roles-demo", *roles],
         "groups": groups,
         "requiredActions": [],
     }
+    if client_roles:
+        u["clientRoles"] = client_roles
+    return u
+
+
+# --- authorization tests (issue 6): also applied to a running Keycloak by tests/support/keycloak_authz.py
+
+AUTHZ_REALM_ROLES = [{"name": "auditor", "description": "reads the books (authorization tests)"}]
+AUTHZ_CLIENT_ROLES = {
+    "proxy": [{"name": "editor", "description": "client role proxy:editor (authorization tests)"}],
+    "other-app": [{"name": "viewer", "description": "client role other-app:viewer (authorization tests)"}],
+}
+AUTHZ_GROUPS = ["finance", "support"]
+AUTHZ_USERS = [
+    user("carol", "Carol", "Danvers", "carol@example.com",
+         roles=["auditor"], groups=["/finance"], client_roles={"proxy": ["editor"]}),
+    user("dave", "Dave", "Lister", "dave@example.net",
+         roles=["proxy-user"], groups=["/support"], client_roles={"other-app": ["viewer"]}),
+]
+PROXY_AUDIENCE_MAPPER = {
+    "name": "audience proxy",
+    "protocol": "openid-connect",
+    "protocolMapper": "oidc-audience-mapper",
+    "consentRequired": False,
+    "config": {
+        "included.client.audience": "proxy",
+        "id.token.claim": "false",
+        "access.token.claim": "true",
+        "introspection.token.claim": "true",
+    },
+}
 
 
 def claim_mappers() -> list[dict]:
@@ -77,6 +121,7 @@ def claim_mappers() -> list[dict]:
             "consentRequired": False,
             "config": {"claim.name": "groups", "full.path": "false", **where},
         },
+        PROXY_AUDIENCE_MAPPER,
     ]
 
 
@@ -114,8 +159,12 @@ def realm() -> dict:
         "accessTokenLifespan": 300,
         "ssoSessionIdleTimeout": 1800,
         "ssoSessionMaxLifespan": 36000,
-        "roles": {"realm": [{"name": "proxy-user", "description": "may pass the auth proxy"}]},
+        "roles": {
+            "realm": [{"name": "proxy-user", "description": "may pass the auth proxy"}, *AUTHZ_REALM_ROLES],
+            "client": AUTHZ_CLIENT_ROLES,
+        },
         "groups": [{"name": "engineering", "path": "/engineering"}]
+        + [{"name": g, "path": f"/{g}"} for g in AUTHZ_GROUPS]
         + [{"name": g, "path": f"/{g}"} for g in big_groups],
         "users": [
             user("alice", "Alice", "Liddell", "alice@example.test",
@@ -123,6 +172,7 @@ def realm() -> dict:
             user("bob", "Bob", "Builder", "bob@example.org", roles=[], groups=[]),
             user("bigtoken", "Big", "Token", "bigtoken@example.test",
                  roles=["proxy-user"], groups=[f"/{g}" for g in big_groups]),
+            *AUTHZ_USERS,
         ],
         "clients": [
             client(

@@ -13,14 +13,16 @@ from aiohttp import web
 
 from .. import pages
 from ..errors import ProxyError
-from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE
+from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE, TEMPLATES
+from ..metrics import record_login
+from ..oidc.bearer import login_identity
 from ..oidc.client import authorization_url, exchange_code
 from ..oidc.tokens import verify_id_token
 from ..redirects import safe_redirect
-from ..sessions.base import Identity, LoginState, Session
+from ..sessions.base import LoginState, Session
 from ..sessions.store import LOGIN_TTL
 from .auth_request import original_url
-from .context import client_ip, own_origin, prefix, start_url
+from .context import client_ip, own_origin, prefix, provider_start_url, start_url
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +71,24 @@ async def start(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def sign_in(request: web.Request) -> web.StreamResponse:
+    """The sign-in page (``pages.skip_provider_button: false``): one button, on to the provider."""
+    own = own_origin(request)
+    rd = safe_redirect(request.query.get("rd"), own, request.app[SETTINGS].logout.allowed_redirect_domains)
+    provider = request.app[TEMPLATES].provider
+    return pages.html_page(
+        request, 200, "Sign in", f"Sign in with {provider} to continue.",
+        pages.link(provider_start_url(request, rd or own + "/"), f"Sign in with {provider}"), kind="sign_in",
+    )  # fmt: skip
+
+
 async def callback(request: web.Request) -> web.StreamResponse:
     retry = start_url(request, "/")
     try:
         return await _callback(request)
     except ProxyError as exc:
         log.warning("login failed: %s", exc.message, extra={"event": "login_failed"})
+        record_login(request.app, ok=False)
         return pages.error(request, exc.status, exc.title, exc.user_message, retry_url=retry)
 
 
@@ -121,7 +135,7 @@ async def _callback(request: web.Request) -> web.StreamResponse:
     )
     now = time.time()
     session = Session(
-        identity=Identity.from_claims(claims),
+        identity=login_identity(settings.authorization, claims, tokens.access_token),
         id_token=tokens.id_token,
         access_token=tokens.access_token,
         refresh_token=tokens.refresh_token,
@@ -138,6 +152,7 @@ async def _callback(request: web.Request) -> web.StreamResponse:
         session, user_agent=request.headers.get("User-Agent", ""), ip=client_ip(request)
     )
     log.info("login", extra={"event": "login", "sub": session.identity.sub})
+    record_login(app, ok=True)
     response = redirect(login.return_to)
     codec.set(response, ticket)
     return response

@@ -1,11 +1,16 @@
 """``/oauth/auth``: the question nginx ``auth_request``, ingress-nginx ``auth-url`` and Traefik
 ``forwardAuth`` ask for every request — is this browser signed in, and as whom?
 
-    202  signed in (and allowed): X-Auth-Request-User/-Email/-Preferred-Username/-Groups
+    202  signed in (or a valid bearer token, with ``api.accept_bearer``) and allowed:
+         X-Auth-Request-User/-Email/-Preferred-Username/-Groups; also a public route
+         (``authorization.skip_auth_routes``, matched on the original request's method and path),
+         then without identity headers
     401  not signed in (nginx turns it into a redirect; ``?redirect=1`` makes it a 302 for callers
-         that can't, such as Traefik)
-    403  signed in but not in ``allowed_groups`` / ``allowed_emails`` / ``allowed_email_domains``
-    503  the session store is unreachable (never 202)
+         that can't, such as Traefik); a bad bearer token: ``WWW-Authenticate: Bearer
+         error="invalid_token"``
+    403  signed in but refused by the global ``authorization`` rules or this location's narrowing
+         (``allowed_groups`` / ``allowed_roles`` / ``allowed_emails`` / ``allowed_email_domains``)
+    503  the session store or the provider's keys are unreachable (never 202)
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .. import pages
-from ..authz import Rules, allows
+from ..authz import Rules, global_rules
 from ..keys import SETTINGS
-from ..sessions.request import current_session
+from ..redirects import safe_redirect
 from ..upstream import groups_value
+from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, skip_auth
 from .context import own_origin, start_url
 
 log = logging.getLogger(__name__)
@@ -43,32 +49,46 @@ def original_method(request: web.Request) -> str:
     ).upper()
 
 
+def original_path(request: web.Request) -> str | None:
+    """The raw (still percent-encoded) path of the original request, if the caller names it."""
+    url = original_url(request)
+    return (urlsplit(url).path or "/") if url is not None else None
+
+
 async def auth_check(request: web.Request) -> web.StreamResponse:
-    session = await current_session(request)
     headers = {**pages.NO_STORE}
-    if session is None:
+    path = original_path(request)
+    if path is not None and skip_auth(request, original_method(request), path):
+        return web.Response(status=202, headers=headers)
+    try:
+        who = await principal(request)
+    except BearerRejected:
+        return invalid_token(json_body=False)
+    if who is None:
+        headers.update(bearer_challenge(request))
         if request.query.get("redirect") == "1" and original_method(request) in ("GET", "HEAD"):
             # Absolute, on the browser's origin: Traefik resolves a relative Location against the
             # forwardAuth address, which browsers can't reach.
-            target = original_url(request)
+            # The original URL goes through the redirect guard: a front proxy that passed a client's
+            # X-Forwarded-Host through must not make this an open redirect.
+            own = own_origin(request)
+            allowed = request.app[SETTINGS].logout.allowed_redirect_domains
+            target = safe_redirect(original_url(request), own, allowed)
             parts = urlsplit(target or "")
-            base = (
-                f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else own_origin(request)
-            )
-            location = base + start_url(request, target or base + "/")
+            base = f"{parts.scheme}://{parts.netloc}" if target else own
+            location = base + start_url(request, target or own + "/")
             return web.Response(status=302, headers={**headers, "Location": location})
         return web.Response(status=401, headers=headers)
-    identity = session.identity
-    rules = Rules.parse(
+    identity = who.identity
+    settings = request.app[SETTINGS]
+    narrowing = Rules.parse(
         request.query.get("allowed_groups", ""),
         request.query.get("allowed_emails", ""),
         request.query.get("allowed_email_domains", ""),
+        request.query.get("allowed_roles", ""),
     )
-    if rules and not allows(rules, identity):
-        path = urlsplit(original_url(request) or "").path or "?"
-        log.info("denied", extra={"event": "denied", "sub": identity.sub, "path": path})
+    if denial(request, who, (global_rules(settings.authorization), narrowing), path or "?"):
         return web.Response(status=403, headers=headers)
-    settings = request.app[SETTINGS]
     headers["X-Auth-Request-User"] = identity.user
     if identity.email:
         headers["X-Auth-Request-Email"] = identity.email
@@ -80,5 +100,5 @@ async def auth_check(request: web.Request) -> web.StreamResponse:
         if truncated:
             headers["X-Auth-Request-Groups-Truncated"] = "true"
     if settings.headers.pass_access_token:
-        headers["X-Auth-Request-Access-Token"] = session.access_token
+        headers["X-Auth-Request-Access-Token"] = who.access_token
     return web.Response(status=202, headers=headers)

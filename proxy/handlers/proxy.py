@@ -1,15 +1,24 @@
-"""The catch-all: signed-in requests go to their upstream with identity headers; others sign in."""
+"""The catch-all: signed-in (or bearer) requests that pass the rules go to their upstream with
+identity headers; public routes go without; others sign in, or are told they may not."""
 
 from __future__ import annotations
+
+import html
+from urllib.parse import quote
 
 from aiohttp import web
 
 from .. import pages
-from ..keys import COOKIES, ROUTER, SETTINGS, UPSTREAM_HTTP
-from ..sessions.request import current_session
-from ..upstream import forward_http, upstream_request_headers
+from ..authz import Rules, upstream_rules
+from ..config import Settings, UpstreamConfig
+from ..keys import COOKIES, REQUEST_ID, ROUTER, SETTINGS, UPSTREAM_HTTP
+from ..paths import canonical_path
+from ..sessions.base import Identity
+from ..upstream import Upstream, forward_http, upstream_request_headers
 from ..upstream_ws import forward_ws, is_websocket
-from .context import own_origin, prefix, start_url
+from .access import BearerRejected, Principal, bearer_challenge, denial, invalid_token, principal, skip_auth
+from .context import CSRF_FIELD, own_origin, prefix, start_url
+from .logout import UPSTREAM_CSRF_HEADER, csrf_token
 
 
 def unauthenticated(request: web.Request) -> web.StreamResponse:
@@ -21,32 +30,96 @@ def unauthenticated(request: web.Request) -> web.StreamResponse:
     return web.json_response(
         {"error": "unauthorized", "message": "sign in required", "sign_in": f"{prefix(request)}/start"},
         status=401,
-        headers=pages.NO_STORE,
+        headers={**pages.NO_STORE, **bearer_challenge(request)},
     )
 
 
+def forbidden(request: web.Request, who: Principal) -> web.Response:
+    """403: who is signed in, and a way to sign out (to come back as someone else)."""
+    identity = who.identity
+    sign_out = f"{prefix(request)}/sign_out?rd={quote(request.raw_path, safe='')}"
+    message = "Your account is not allowed to use this page."
+    if pages.wants_html(request):
+        who_text = identity.user + (f" ({identity.email})" if identity.email else "")
+        body = f"<p>You are signed in as <strong>{html.escape(who_text)}</strong>.</p>"
+        if who.via == "session":
+            body += (
+                f'<form id="sign-out" method="post" action="{html.escape(sign_out, quote=True)}">'
+                f'<input type="hidden" name="{CSRF_FIELD}" value="{html.escape(csrf_token(request) or "")}">'
+                '<button type="submit">Sign out and sign in as someone else</button></form>'
+            )
+        return pages.html_page(request, 403, "Access denied", message, body, kind="forbidden")
+    payload: dict[str, object] = {
+        "error": "forbidden",
+        "message": message,
+        "user": identity.user,
+        "email": identity.email,
+        "request_id": request.get(REQUEST_ID, "-"),
+    }
+    if who.via == "session":
+        payload["sign_out"] = sign_out
+    return web.json_response(payload, status=403, headers=pages.NO_STORE)
+
+
+def _config_of(settings: Settings, upstream: Upstream) -> UpstreamConfig | None:
+    return next((u for u in settings.upstreams if u.prefix == upstream.prefix), None)
+
+
+def rules_for(request: web.Request, upstream: Upstream) -> list[Rules]:
+    """The rules of the upstream the request goes to, and (when the path is spelled with dot
+    segments, escapes or ``//``) of the upstream its canonical path names: whichever way the
+    upstream resolves the path, the user must pass its rules."""
+    settings = request.app[SETTINGS]
+    cfg = settings.authorization
+    rules = [upstream_rules(cfg, _config_of(settings, upstream))]
+    canonical = canonical_path(request.raw_path)
+    if canonical != request.path:
+        other = request.app[ROUTER].match(canonical)
+        if other is not None and other.prefix != upstream.prefix:
+            rules.append(upstream_rules(cfg, _config_of(settings, other)))
+    return rules
+
+
 async def proxy(request: web.Request) -> web.StreamResponse:
-    app = request.app
     if request.path.startswith(prefix(request) + "/") or request.path == prefix(request):
         return pages.error(request, 404, "Not found", "There is no such page of the sign-in proxy.")
-    session = await current_session(request)
-    if session is None:
+    upstream = request.app[ROUTER].match(request.path)
+    if skip_auth(request, request.method, request.raw_path):
+        if upstream is None:
+            return pages.error(request, 404, "Not found", "No application is configured for this path.")
+        return await _forward(request, upstream, None)
+    try:
+        who = await principal(request)
+    except BearerRejected:
+        return invalid_token()
+    if who is None:
         return unauthenticated(request)
-    upstream = app[ROUTER].match(request.path)
     if upstream is None:
         return pages.error(request, 404, "Not found", "No application is configured for this path.")
-    codec, server = app[COOKIES], app[SETTINGS].server
+    if denial(request, who, rules_for(request, upstream), request.path, upstream=upstream.prefix):
+        return forbidden(request, who)
+    return await _forward(request, upstream, who.identity)
+
+
+async def _forward(request: web.Request, upstream: Upstream, identity: Identity | None) -> web.StreamResponse:
+    app = request.app
+    codec, settings = app[COOKIES], app[SETTINGS]
     scheme, _, host = own_origin(request).partition("://")
     headers = upstream_request_headers(
         request,
         upstream,
-        session.identity,
-        drop_cookies=frozenset({codec.name, codec.login_name}),
-        trust_forwarded=server.trust_forwarded_headers,
+        identity,
+        drop_cookies=codec.names,
+        trust_forwarded=settings.server.trust_forwarded_headers,
         scheme=scheme,
         host=host,
-        max_groups_bytes=app[SETTINGS].headers.max_groups_bytes,
+        max_groups_bytes=settings.headers.max_groups_bytes,
     )
+    token = csrf_token(request) if identity is not None else None
+    if token is not None:
+        headers[UPSTREAM_CSRF_HEADER] = token  # for the app's sign-out form (logout.allow_get: false)
     if is_websocket(request):
         return await forward_ws(request, app[UPSTREAM_HTTP], upstream, headers)
-    return await forward_http(request, app[UPSTREAM_HTTP], upstream, headers)
+    return await forward_http(
+        request, app[UPSTREAM_HTTP], upstream, headers, max_body=settings.server.max_body_bytes
+    )

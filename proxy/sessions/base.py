@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -49,24 +50,50 @@ class Identity:
     preferred_username: str | None = None
     name: str | None = None
     groups: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    """Roles as the configured claim paths name them: Keycloak realm roles as ``role``, client roles
+    as ``client:role`` (``proxy.claims``). Sessions stored before this field read as no roles."""
+    email_verified: bool | None = None
+    """The ``email_verified`` claim; ``None`` when the provider doesn't say. Email rules never match
+    an address the provider calls unverified."""
+
+    def __post_init__(self) -> None:
+        # Stored sessions come back from JSON with lists: keep them tuples (hashable, comparable).
+        for name in ("groups", "roles"):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)):
+                raise TypeError(f"Identity.{name} must be a sequence of names, not a string")
+            object.__setattr__(self, name, tuple(value))
 
     @property
     def user(self) -> str:
         return self.preferred_username or self.sub
 
     @classmethod
-    def from_claims(cls, claims: dict[str, Any]) -> Identity:
-        groups = claims.get("groups") or ()
-        if isinstance(groups, str):
-            groups = (groups,)
-        elif not isinstance(groups, (list, tuple)):
-            groups = ()
+    def from_claims(
+        cls,
+        claims: Mapping[str, Any],
+        *,
+        groups: Sequence[str] | None = None,
+        roles: Sequence[str] = (),
+    ) -> Identity:
+        """The identity in ``claims``; ``groups``/``roles`` as read along the configured claim paths
+        (``proxy.claims``), else the ``groups`` claim and no roles."""
+        if groups is None:
+            found = claims.get("groups") or ()
+            if isinstance(found, str):
+                found = (found,)
+            elif not isinstance(found, (list, tuple)):
+                found = ()
+            groups = [str(g) for g in found if isinstance(g, (str, int))]
         return cls(
             sub=str(claims["sub"]),
             email=_str_or_none(claims.get("email")),
             preferred_username=_str_or_none(claims.get("preferred_username")),
             name=_str_or_none(claims.get("name")),
-            groups=tuple(str(g) for g in groups if isinstance(g, (str, int))),
+            groups=tuple(groups),
+            roles=tuple(roles),
+            email_verified=_bool_or_none(claims.get("email_verified")),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -76,7 +103,17 @@ class Identity:
             "preferred_username": self.preferred_username,
             "name": self.name,
             "groups": list(self.groups),
+            "roles": list(self.roles),
         }
+
+
+def _bool_or_none(value: Any) -> bool | None:
+    """``email_verified`` as a boolean; some providers (Cognito) send the strings "true"/"false"."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -142,7 +179,7 @@ class Session:
             ident["groups"] = tuple(ident.get("groups", ()))
             known = {k: v for k, v in data.items() if k in _SESSION_FIELDS}
             return cls(identity=Identity(**ident), **known)
-        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+        except (KeyError, TypeError, AttributeError, RecursionError, json.JSONDecodeError) as exc:
             raise ValueError(f"malformed session: {type(exc).__name__}") from None
 
 

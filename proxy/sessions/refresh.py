@@ -21,9 +21,11 @@ from aiohttp import web
 
 from ..errors import ProviderUnavailable
 from ..keys import PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE
+from ..metrics import record_logout, record_refresh
+from ..oidc.bearer import login_identity
 from ..oidc.client import TokenRequestRefused, refresh_tokens
 from ..oidc.tokens import verify_id_token
-from .base import Identity, Session, Ticket
+from .base import Session, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,11 @@ async def fresh(app: web.Application, ticket: Ticket, session: Session) -> Sessi
                 current = await store.load(ticket, cached=False)  # re-read under the lock
                 if current is None or not stale(current):
                     return current
-                return await _refresh(app, ticket, current)
+                try:
+                    return await _refresh(app, ticket, current)
+                except Exception:
+                    record_refresh(app, "error")  # provider unreachable, bad token, store down
+                    raise
             finally:
                 await store.unlock(ticket, token)
         await asyncio.sleep(WAIT_STEP)
@@ -79,6 +85,8 @@ async def _refresh(app: web.Application, ticket: Ticket, session: Session) -> Se
                 "error": exc.error,
             },
         )
+        record_refresh(app, "ended")
+        record_logout(app, "refresh_failure")
         return None
     identity, id_token = session.identity, session.id_token
     if tokens.id_token is not None:
@@ -94,8 +102,10 @@ async def _refresh(app: web.Application, ticket: Ticket, session: Session) -> Se
             log.warning(
                 "refreshed ID token names another subject; session ended", extra={"event": "refresh_bad"}
             )
+            record_refresh(app, "ended")
             return None
-        identity, id_token = Identity.from_claims(claims), tokens.id_token
+        identity = login_identity(app[SETTINGS].authorization, claims, tokens.access_token)
+        id_token = tokens.id_token
     now = time.time()
     renewed = replace(
         session,
@@ -110,4 +120,5 @@ async def _refresh(app: web.Application, ticket: Ticket, session: Session) -> Se
     )
     await store.save(ticket, renewed)
     log.info("tokens refreshed", extra={"event": "refresh", "sub": identity.sub})
+    record_refresh(app, "success")
     return renewed

@@ -117,7 +117,57 @@ def test_as_json() -> None:
         "preferred_username": "alice",
         "name": "Alice",
         "groups": ["dev", "ops"],
+        "roles": [],
     }
+
+
+def test_from_claims_takes_groups_and_roles_read_along_claim_paths() -> None:
+    claims = {"sub": "s", "groups": ["ignored"]}
+    identity = Identity.from_claims(claims, groups=["finance"], roles=["auditor", "proxy:editor"])
+
+    assert identity.groups == ("finance",) and identity.roles == ("auditor", "proxy:editor")
+    assert identity.as_json()["roles"] == ["auditor", "proxy:editor"]
+
+
+@pytest.mark.parametrize(
+    ("value", "verified"),
+    [(True, True), (False, False), ("true", True), ("False", False), (None, None), ("yes", None), (1, None)],
+)
+def test_from_claims_email_verified(value: Any, verified: bool | None) -> None:
+    claims: dict[str, Any] = {"sub": "s", "email": "a@b.c"}
+    if value is not None:
+        claims["email_verified"] = value
+
+    assert Identity.from_claims(claims).email_verified is verified
+
+
+def test_identity_lists_become_tuples_and_strings_are_refused() -> None:
+    assert Identity("s", groups=["a"], roles=["r"]) == Identity("s", groups=("a",), roles=("r",))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Identity("s", roles="admin")  # type: ignore[arg-type]
+
+
+def test_session_round_trip_keeps_roles_and_email_verification() -> None:
+    session = replace(
+        SESSION, identity=replace(IDENTITY, roles=("auditor", "proxy:editor"), email_verified=True)
+    )
+
+    assert Session.from_bytes(session.to_bytes()) == session
+
+
+def test_a_session_stored_before_roles_reads_as_no_roles() -> None:
+    data = json.loads(SESSION.to_bytes())
+    data["identity"].pop("roles")
+    data["identity"].pop("email_verified")
+
+    identity = Session.from_bytes(json.dumps(data).encode()).identity
+
+    assert identity.roles == () and identity.email_verified is None and identity.groups == ("dev", "ops")
+
+
+def test_a_session_with_malformed_roles_is_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        Session.from_bytes(_with(identity={"sub": "s", "roles": "admin"}))
 
 
 # --- Session ---------------------------------------------------------------------------------
