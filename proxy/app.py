@@ -5,26 +5,39 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
-from redis.asyncio import Redis
 
-from .config import Settings
+from .config import ConfigError, Settings
 from .cookies import CookieCodec
 from .errors import StoreUnavailable
 from .handlers import auth, auth_request, backchannel, logout, probe, sessions
 from .handlers import proxy as proxy_handler
-from .keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, ROUTER, SETTINGS, STORE, UPSTREAM_HTTP
-from .middlewares import errors, request_context, stamp_request_id
+from .keys import (
+    COOKIES,
+    METRICS,
+    PROVIDER,
+    PROVIDER_CLIENT,
+    PROVIDER_HTTP,
+    ROUTER,
+    SETTINGS,
+    STORE,
+    TEMPLATES,
+    UPSTREAM_HTTP,
+)
+from .metrics import InstrumentedBackend, Metrics, expose, listener_ctx, observe, upstream_response_class
+from .middlewares import errors, limits, request_context, stamp_request_id
 from .oidc.client import Client
 from .oidc.discovery import Provider
+from .pages import TemplateError, Templates
 from .sessions.backend import Backend
 from .sessions.cache import SessionCache
 from .sessions.crypto import derive_server_key
 from .sessions.invalidation import Invalidation
 from .sessions.memory_store import MemoryBackend
-from .sessions.redis_store import RedisBackend
+from .sessions.redis_store import RedisBackend, pubsub_backend
 from .sessions.store import SessionStore
 from .upstream import Router
 
@@ -43,9 +56,9 @@ def _store_ctx(make_backend: BackendFactory) -> Callable[[web.Application], Asyn
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         store = SessionStore(
-            make_backend(settings),
+            InstrumentedBackend(make_backend(settings), app[METRICS]),
             idle_timeout=settings.session.idle_timeout,
-            record_keys=[derive_server_key(settings.cookie.secret_bytes)],
+            record_keys=[derive_server_key(s) for s in settings.cookie.secrets_bytes],  # first seals
         )
         try:
             await store.ping()
@@ -55,6 +68,7 @@ def _store_ctx(make_backend: BackendFactory) -> Callable[[web.Application], Asyn
         app[STORE] = store
         yield
         await store.backend.close()
+        log.info("session store closed", extra={"event": "store_closed"})
 
     return store_ctx
 
@@ -65,15 +79,15 @@ async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
     if settings.store != "redis" or settings.cache_max_age is None:
         yield
         return
-    client = Redis.from_url(settings.redis_url.get_secret_value(), socket_connect_timeout=2, socket_timeout=2)
-    invalidation = Invalidation(client, SessionCache(settings.cache_max_age))
+    pubsub = pubsub_backend(settings.redis_url.get_secret_value(), timeout=2)  # standalone, Sentinel, Cluster
+    invalidation = Invalidation(pubsub.plain, SessionCache(settings.cache_max_age))
     app[STORE].invalidation = invalidation
     feed = asyncio.ensure_future(invalidation.run())
     yield
     feed.cancel()
     await asyncio.gather(feed, return_exceptions=True)
     app[STORE].invalidation = None
-    await client.aclose()
+    await pubsub.close()
 
 
 async def provider_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -100,6 +114,7 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
         cookie_jar=aiohttp.DummyCookieJar(),  # never keep one user's upstream cookies for another
         connector=aiohttp.TCPConnector(limit=1024),
         skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        response_class=upstream_response_class(app[METRICS]),
     )
     app[UPSTREAM_HTTP] = http
     yield
@@ -108,18 +123,27 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, *, backend: BackendFactory = default_backend) -> web.Application:
     prefix = settings.server.proxy_prefix
-    app = web.Application(middlewares=[request_context, errors])
+    app = web.Application(middlewares=[observe, request_context, errors, limits])
     app[SETTINGS] = settings
+    app[METRICS] = Metrics.for_process(prefix)
     app[COOKIES] = CookieCodec(settings.cookie, settings.session.lifetime, login_path=prefix)
     app[PROVIDER_CLIENT] = Client(
         settings.provider.client_id, settings.provider.secret, tuple(settings.provider.scopes)
     )
     app[ROUTER] = Router(settings.upstreams)
+    issuer_host = urlsplit(settings.provider.issuer_url).hostname
+    provider_name = settings.pages.provider_name or issuer_host or "the sign-in provider"
+    try:
+        app[TEMPLATES] = Templates(settings.pages.templates_dir, provider_name)
+    except TemplateError as exc:
+        raise ConfigError(f"invalid configuration:\n  pages.templates_dir: {exc}") from None
     app.cleanup_ctx.extend([_store_ctx(backend), cache_ctx, provider_ctx, upstream_ctx])
+    app.cleanup_ctx.append(listener_ctx)  # /metrics on server.metrics_listen, if set
     app.on_response_prepare.append(stamp_request_id)
 
     r = app.router
     r.add_get(f"{prefix}/start", auth.start)
+    r.add_get(f"{prefix}/sign_in", auth.sign_in)
     r.add_get(f"{prefix}/callback", auth.callback)
     r.add_route("GET", f"{prefix}/sign_out", logout.sign_out)
     r.add_route("POST", f"{prefix}/sign_out", logout.sign_out)
@@ -132,5 +156,7 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
     r.add_get(f"{prefix}/frontchannel_logout", backchannel.frontchannel_logout)
     r.add_get("/ping", probe.ping)
     r.add_get("/ready", probe.ready)
+    if settings.server.metrics_listen is None:
+        r.add_get("/metrics", expose)
     r.add_route("*", "/{tail:.*}", proxy_handler.proxy)
     return app

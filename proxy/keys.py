@@ -14,8 +14,10 @@ if TYPE_CHECKING:
 
     from .config import Settings
     from .cookies import CookieCodec
+    from .metrics import Metrics
     from .oidc.client import Client
     from .oidc.discovery import Provider
+    from .pages import Templates
     from .sessions.base import Session
     from .sessions.store import SessionStore
     from .upstream import Router
@@ -28,6 +30,9 @@ PROVIDER_CLIENT: web.AppKey[Client] = web.AppKey("provider_client")
 PROVIDER_HTTP: web.AppKey[ClientSession] = web.AppKey("provider_http")
 """Client for the provider: a total timeout per request."""
 ROUTER: web.AppKey[Router] = web.AppKey("router")
+TEMPLATES: web.AppKey[Templates] = web.AppKey("templates")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+"""This app's Prometheus registry and metrics (never a process-global registry)."""
 UPSTREAM_HTTP: web.AppKey[ClientSession] = web.AppKey("upstream_http")
 """Client for upstream traffic: no total timeout, no decompression, streams."""
 

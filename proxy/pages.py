@@ -1,6 +1,9 @@
 """The proxy's own responses to people and to programs: small HTML pages, or JSON for API clients.
 
-Pages never show a stack trace or a token: a title, one sentence, a link to try again.
+Pages never show a stack trace or a token: a title, one sentence, a link to try again. They are
+rendered from templates (``string.Template``: ``$title $message $body $status $request_id $nonce
+$provider``) that users may replace from their own directory (``pages.templates_dir``); every
+template is read and checked once, at start-up.
 """
 
 from __future__ import annotations
@@ -9,15 +12,59 @@ import html
 import json
 import secrets
 from importlib import resources
+from pathlib import Path
 from string import Template
 
 from aiohttp import web
 
-from .keys import REQUEST_ID
-
-_TEMPLATE = Template(resources.files("proxy").joinpath("templates/page.html").read_text(encoding="utf-8"))
+from .keys import REQUEST_ID, TEMPLATES
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+KINDS = ("error", "forbidden", "sign_in", "signed_out", "signing_out")
+"""Pages that may have a template of their own; each falls back to page.html."""
+_FIELDS = ("title", "message", "body", "status", "request_id", "nonce", "provider")
+
+
+class TemplateError(Exception):
+    """A user template that can't be used; the message names the file."""
+
+
+def _check(name: str, template: Template) -> Template:
+    try:
+        template.substitute({f: "x" for f in _FIELDS})
+    except (KeyError, ValueError) as exc:
+        raise TemplateError(f"template {name}: unknown or malformed placeholder {exc}") from None
+    return template
+
+
+class Templates:
+    """The page templates in force: the user's where given, else the built-in layout."""
+
+    def __init__(self, directory: Path | None = None, provider: str = "the sign-in provider") -> None:
+        self.provider = provider
+        builtin = resources.files("proxy").joinpath("templates/page.html").read_text(encoding="utf-8")
+        self._layout = _check("page.html (built-in)", Template(builtin))
+        self._kinds: dict[str, Template] = {}
+        if directory is not None:
+            for name in ("page", *KINDS):
+                path = directory / f"{name}.html"
+                if not path.is_file():
+                    continue
+                try:
+                    text = path.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise TemplateError(f"template {path}: cannot be read ({exc})") from None
+                template = _check(str(path), Template(text))
+                if name == "page":
+                    self._layout = template
+                else:
+                    self._kinds[name] = template
+
+    def render(self, kind: str, **fields: str) -> str:
+        return self._kinds.get(kind, self._layout).substitute(fields, provider=html.escape(self.provider))
+
+
+_DEFAULT = Templates()
 
 
 def wants_html(request: web.BaseRequest) -> bool:
@@ -35,15 +82,23 @@ def csp(nonce: str) -> str:
 
 
 def html_page(
-    request: web.BaseRequest, status: int, title: str, message: str, body: str = "", nonce: str | None = None
+    request: web.BaseRequest,
+    status: int,
+    title: str,
+    message: str,
+    body: str = "",
+    nonce: str | None = None,
+    kind: str = "page",
 ) -> web.Response:
     """A page; ``body`` is trusted HTML made by the caller (escape what goes into it)."""
     nonce = nonce or secrets.token_urlsafe(16)
-    text = _TEMPLATE.substitute(
+    templates = request.app.get(TEMPLATES, _DEFAULT) if isinstance(request, web.Request) else _DEFAULT
+    text = templates.render(
+        kind,
         title=html.escape(title),
         message=html.escape(message),
         body=body,
-        status=status,
+        status=str(status),
         request_id=html.escape(request.get(REQUEST_ID, "-")),
         nonce=nonce,
     )
@@ -60,7 +115,9 @@ def error(
 ) -> web.Response:
     """An error in the form the client wants: a page with a retry link, or ``{"error": ...}``."""
     if wants_html(request):
-        return html_page(request, status, title, message, link(retry_url, "Try again") if retry_url else "")
+        body = link(retry_url, "Try again") if retry_url else ""
+        kind = "forbidden" if status == 403 else "error"
+        return html_page(request, status, title, message, body, kind=kind)
     payload = {
         "error": title,
         "message": message,

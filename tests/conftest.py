@@ -19,6 +19,8 @@ from redis.asyncio import Redis
 from proxy.app import create_app
 from proxy.config import Settings, load_settings
 from proxy.keys import PROVIDER
+from proxy.limits import parser_options
+from proxy.logs import AccessLogger
 from tests.support.fake_provider import FakeProvider
 from tests.support.servers import RedisServer, redis_server
 from tests.support.upstream_app import make_upstream
@@ -85,7 +87,10 @@ ProxyFactory = Callable[..., Awaitable[RunningProxy]]
 
 @pytest.fixture
 def make_proxy(aiohttp_server: Any) -> ProxyFactory:
-    """``await make_proxy(issuer=..., upstream=..., **config_overrides)`` → a proxy on a real port."""
+    """``await make_proxy(issuer=..., upstream=..., **config_overrides)`` → a proxy on a real port.
+
+    ``as_deployed=True`` runs it as ``python -m proxy`` does: the HTTP parser limits of ``server:`` and
+    the proxy's own access log (not aiohttp's, which logs query strings)."""
 
     async def factory(
         *,
@@ -94,6 +99,7 @@ def make_proxy(aiohttp_server: Any) -> ProxyFactory:
         client_id: str = "proxy",
         client_secret: str = "proxy-secret",
         wait_discovery: bool = True,
+        as_deployed: bool = False,
         **overrides: Any,
     ) -> RunningProxy:
         base: dict[str, Any] = {
@@ -104,7 +110,10 @@ def make_proxy(aiohttp_server: Any) -> ProxyFactory:
         }
         settings = load_settings(None, **merge(base, overrides))
         app = create_app(settings)
-        server = await aiohttp_server(app, host="127.0.0.1")
+        runner: dict[str, Any] = {}
+        if as_deployed:
+            runner = {**parser_options(settings.server), "access_log_class": AccessLogger}
+        server = await aiohttp_server(app, host="127.0.0.1", **runner)
         if wait_discovery:
             await app[PROVIDER].discover()
         return RunningProxy(str(server.make_url("")).rstrip("/"), app, settings, server)

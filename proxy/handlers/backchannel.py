@@ -15,6 +15,7 @@ from aiohttp import web
 
 from ..errors import TokenInvalid
 from ..keys import PROVIDER, PROVIDER_CLIENT, STORE
+from ..metrics import record_logout
 from ..oidc.tokens import LEEWAY, LOGOUT_TOKEN_MAX_AGE, verify_logout_token
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ async def backchannel_logout(request: web.Request) -> web.StreamResponse:
         "back-channel logout",
         extra={"event": "logout", "kind": "backchannel", "sub": sub, "sessions_ended": ended},
     )
+    record_logout(app, "backchannel")
     return web.Response(status=200, headers=HEADERS)
 
 
@@ -73,6 +75,7 @@ async def frontchannel_logout(request: web.Request) -> web.StreamResponse:
     log.info(
         "front-channel logout", extra={"event": "logout", "kind": "frontchannel", "sessions_ended": ended}
     )
+    record_logout(app, "frontchannel")
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(issuer))
     headers = {**HEADERS, "Content-Security-Policy": f"default-src 'none'; frame-ancestors {origin}"}
     return web.Response(text=FRAME_PAGE, content_type="text/html", headers=headers)

@@ -9,6 +9,11 @@ from aiohttp import web
 from ..keys import SETTINGS
 from ..redirects import origin
 
+CSRF_FIELD = "csrf"
+"""The form field of a POST (sign-out, ending a session) that carries the CSRF token."""
+CSRF_HEADER = "X-CSRF-Token"
+"""The header that may carry it instead (scripts)."""
+
 
 def own_origin(request: web.Request) -> str:
     settings = request.app[SETTINGS]
@@ -24,7 +29,14 @@ def prefix(request: web.Request) -> str:
 
 
 def start_url(request: web.Request, rd: str) -> str:
-    """Where to send a browser to sign in and come back to ``rd``."""
+    """Where to send a browser to sign in and come back to ``rd``: the sign-in page when
+    ``pages.skip_provider_button`` is false, else straight on to the provider."""
+    page = "start" if request.app[SETTINGS].pages.skip_provider_button else "sign_in"
+    return f"{prefix(request)}/{page}?rd={quote(rd, safe='')}"
+
+
+def provider_start_url(request: web.Request, rd: str) -> str:
+    """Straight to the provider (the sign-in page's button)."""
     return f"{prefix(request)}/start?rd={quote(rd, safe='')}"
 
 

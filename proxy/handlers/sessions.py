@@ -9,10 +9,12 @@ from aiohttp import web
 
 from .. import pages
 from ..errors import ProviderUnavailable
-from ..keys import PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, STORE
+from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, STORE
+from ..metrics import record_logout
 from ..oidc.client import end_session_backend
 from ..sessions.records import SessionRecord
 from ..sessions.request import current_session, current_ticket
+from .context import CSRF_FIELD, CSRF_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ async def end_other_sessions(request: web.Request, sub: str) -> int:
     log.info(
         "signed out everywhere", extra={"event": "logout", "kind": "everywhere", "sub": sub, "ended": ended}
     )
+    record_logout(request.app, "everywhere")
     return ended
 
 
@@ -68,29 +71,40 @@ async def list_sessions(request: web.Request) -> web.StreamResponse:
         for record, seen in await request.app[STORE].user_sessions(session.identity.sub)
     ]
     items.sort(key=lambda i: (not i["current"], -float(str(i["created_at"]))))
-    body = {"sessions": items, "end": "POST this URL + '/end' with id=<id> (form or JSON) to end one"}
+    body = {
+        "sessions": items,
+        "end": "POST this URL + '/end' with id=<id> and csrf=<csrf_token> (form or JSON) to end one",
+        "csrf_token": request.app[COOKIES].csrf_token(ticket) if ticket else None,
+    }
     return web.json_response(body, headers=pages.NO_STORE)
 
 
 async def end_one(request: web.Request) -> web.StreamResponse:
-    """``POST /oauth/sessions/end`` with ``id``: end one of the signed-in user's sessions. (The
-    session cookie is SameSite=Lax, so a cross-site POST arrives without it and ends nothing.)"""
+    """``POST /oauth/sessions/end`` with ``id`` and ``csrf``: end one of the signed-in user's sessions."""
     session = await current_session(request)
     if session is None:
         return web.json_response({"error": "not signed in"}, status=401, headers=pages.NO_STORE)
     if request.content_type == "application/json":
         try:
             data = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             data = {}
-        ref = str(data.get("id", "")) if isinstance(data, dict) else ""
+        data = data if isinstance(data, dict) else {}
     else:
-        ref = str((await request.post()).get("id", ""))
+        data = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    ref = str(data.get("id", ""))
+    # A CSRF token always (form field or JSON key "csrf", or the X-CSRF-Token header): SameSite=Lax
+    # alone would not protect deployments that set cookie.samesite: none.
+    token = request.headers.get(CSRF_HEADER) or str(data.get(CSRF_FIELD, ""))
+    ticket = current_ticket(request)
+    if ticket is None or not request.app[COOKIES].csrf_valid(ticket, token):
+        return web.json_response({"error": "csrf token missing or wrong"}, status=403, headers=pages.NO_STORE)
     store = request.app[STORE]
     for record, _ in await store.user_sessions(session.identity.sub):
         if record.ref == ref:
             await store.end_by_id(session.identity.sub, record.session_id)
             at_provider = await end_at_provider(request.app, record)
             log.info("session ended by its user", extra={"event": "logout", "kind": "user_remote"})
+            record_logout(request.app, "user_remote")
             return web.json_response({"ended": True, "provider_ended": at_provider}, headers=pages.NO_STORE)
     return web.json_response({"error": "no such session"}, status=404, headers=pages.NO_STORE)

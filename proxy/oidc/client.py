@@ -128,8 +128,8 @@ async def token_request(
         raise ProviderUnavailable(f"token endpoint unreachable: {type(exc).__name__}: {exc}") from None
     try:
         doc = json.loads(body)
-    except ValueError:
-        raise ProviderUnavailable(f"token endpoint answered {status} without JSON") from None
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+        raise ProviderUnavailable(f"token endpoint answered {status} without usable JSON") from None
     if status == 200:
         return TokenResponse.parse(doc, require_id_token)
     if 400 <= status < 500 and isinstance(doc, dict) and isinstance(doc.get("error"), str):

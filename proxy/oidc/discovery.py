@@ -89,8 +89,8 @@ async def fetch_json(http: aiohttp.ClientSession, url: str) -> Any:
             return json.loads(await resp.read())
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise ProviderUnavailable(f"GET {url} failed: {type(exc).__name__}: {exc}") from None
-    except ValueError:
-        raise ProviderUnavailable(f"GET {url} did not return JSON") from None
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+        raise ProviderUnavailable(f"GET {url} did not return usable JSON") from None
 
 
 class Provider:

@@ -54,6 +54,12 @@ async def test_list_and_end_one(
                 assert phone_session.refresh_token.encode() not in (await redis_client.get(key) or b"")
 
         async with laptop.post(proxy.url + "/oauth/sessions/end", data={"id": other[0]["id"]}) as r:
+            assert r.status == 403  # no CSRF token
+        async with laptop.get(proxy.url + "/oauth/sessions") as r:
+            token = (await r.json())["csrf_token"]
+        async with laptop.post(
+            proxy.url + "/oauth/sessions/end", data={"id": other[0]["id"], "csrf": token}
+        ) as r:
             assert r.status == 200 and await r.json() == {"ended": True, "provider_ended": True}
         assert fake_provider.end_session_posts[-1]["refresh_token"] == phone_session.refresh_token
         assert not await live(proxy, phone) and await live(proxy, laptop)
@@ -67,7 +73,9 @@ async def test_cannot_end_someone_elses_session(proxy: RunningProxy, fake_provid
         theirs = (await sessions_of(user1, proxy))[0]["id"]
         fake_provider.claims.update(sub="user-2", sid="sid-2")
         async with await signed_in_browser(proxy.url) as user2:
-            async with user2.post(proxy.url + "/oauth/sessions/end", json={"id": theirs}) as r:
+            async with user2.get(proxy.url + "/oauth/sessions") as r:
+                token = (await r.json())["csrf_token"]
+            async with user2.post(proxy.url + "/oauth/sessions/end", json={"id": theirs, "csrf": token}) as r:
                 assert r.status == 404
             assert await live(proxy, user1)
 
