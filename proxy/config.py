@@ -396,6 +396,9 @@ class HeadersConfig(_Section):
     lines over 8 kB. null: no limit."""
     pass_access_token: bool = False
     """Add X-Auth-Request-Access-Token to /oauth/auth answers (mind nginx's proxy_buffer_size)."""
+    no_store: bool = False
+    """Answers to signed-in requests get Cache-Control: no-store (the upstream's caching headers
+    dropped), so after sign-out the back button can't show them from the browser's cache."""
 
 
 class PagesConfig(_Section):

@@ -216,8 +216,10 @@ async def forward_http(
     upstream: Upstream,
     headers: CIMultiDict[str],
     max_body: int | None = None,
+    no_store: bool = False,
 ) -> web.StreamResponse:
-    """``max_body``: a chunked upload is broken off past it (a Content-Length over it never gets here)."""
+    """``max_body``: a chunked upload is broken off past it (a Content-Length over it never gets here).
+    ``no_store``: the answer must not be cached by the browser (signed-in content)."""
     url = upstream.target(request.raw_path)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=upstream.timeout)
     capped = None
@@ -238,9 +240,12 @@ async def forward_http(
         log.warning("upstream unreachable: %s", type(exc).__name__, extra={"upstream": str(upstream.url)})
         return pages.error(request, 502, "The application is unreachable", "Please try again in a moment.")
     try:
-        resp = web.StreamResponse(
-            status=up.status, reason=up.reason, headers=response_headers(up.headers.items())
-        )
+        out_headers = response_headers(up.headers.items())
+        if no_store:
+            for name in ("Cache-Control", "Expires", "Pragma", "ETag", "Last-Modified"):
+                out_headers.popall(name, None)
+            out_headers["Cache-Control"] = "no-store"
+        resp = web.StreamResponse(status=up.status, reason=up.reason, headers=out_headers)
         await resp.prepare(request)
         try:
             async for chunk in up.content.iter_chunked(_CHUNK):

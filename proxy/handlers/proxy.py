@@ -121,5 +121,6 @@ async def _forward(request: web.Request, upstream: Upstream, identity: Identity 
     if is_websocket(request):
         return await forward_ws(request, app[UPSTREAM_HTTP], upstream, headers)
     return await forward_http(
-        request, app[UPSTREAM_HTTP], upstream, headers, max_body=settings.server.max_body_bytes
-    )
+        request, app[UPSTREAM_HTTP], upstream, headers, max_body=settings.server.max_body_bytes,
+        no_store=settings.headers.no_store and identity is not None,
+    )  # fmt: skip

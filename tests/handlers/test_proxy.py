@@ -173,3 +173,17 @@ async def test_big_group_lists_are_cut_to_fit(
     assert headers["X-Forwarded-Groups"].split(",")[0] == "team-0000-platform-engineering-observability-squad"
     assert all(g.endswith("squad") for g in headers["X-Forwarded-Groups"].split(","))
     assert headers["X-Forwarded-Groups-Truncated"] == "true"
+
+
+async def test_no_store_keeps_signed_in_answers_out_of_the_browser_cache(
+    make_proxy: ProxyFactory, fake_provider: FakeProvider, upstream: str
+) -> None:
+    proxy = await make_proxy(
+        issuer=fake_provider.issuer, upstream=upstream, headers={"no_store": True},
+        authorization={"skip_auth_routes": ["GET=^/public"]},
+    )  # fmt: skip
+    async with await signed_in_browser(proxy.url) as browser:
+        async with browser.get(proxy.url + "/cookie") as r:
+            assert r.headers.getall("Cache-Control") == ["no-store"]
+    async with aiohttp.ClientSession() as anon, anon.get(proxy.url + "/public") as r:
+        assert r.status == 200 and "no-store" not in r.headers.get("Cache-Control", "")  # public: untouched
