@@ -16,7 +16,7 @@ SHOWN = ("X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Preferred-Usernam
 
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sample app</title>
 <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:48rem;margin:3rem auto;padding:0 1rem}}
-td{{padding:.2rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}}td+td{{word-break:break-all}}</style></head>
+td{{padding:.2rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}}td:first-child{{white-space:nowrap}}td+td{{word-break:break-all}}</style></head>
 <body><h1>Hello, {user}</h1><p>This app has no login code of its own. The auth proxy in front of it sent
 these headers:</p><table>{rows}</table>
 <form method="post" action="/oauth/sign_out?rd=/oauth/signed_out">
