@@ -5,53 +5,30 @@ served from memory at all."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
 from redis.asyncio import Redis
 
 from proxy.config import load_settings
 from proxy.cookies import CookieCodec
-from tests.conftest import COOKIE_SECRET, ROOT
+from tests.conftest import COOKIE_SECRET
 from tests.support.browser import navigate, new_browser
 from tests.support.fake_provider import FakeProvider
-from tests.support.servers import RedisServer, free_port, wait_port
+from tests.support.processes import proxy_processes, shared_config
+from tests.support.servers import RedisServer, wait_port
 
 
 @pytest.fixture
 def two_proxies(
     fake_provider: FakeProvider, upstream: str, redis_srv: RedisServer, tmp_path: Path
 ) -> Iterator[list[str]]:
-    config = {
-        "provider": {
-            "issuer_url": fake_provider.issuer,
-            "client_id": "proxy",
-            "client_secret": "proxy-secret",
-        },
-        "cookie": {"secret": COOKIE_SECRET, "secure": False},
-        "session": {"store": "redis", "redis_url": redis_srv.url, "cache_max_age": "60s"},
-        "upstreams": [{"prefix": "/", "url": upstream}],
-    }
-    procs, urls = [], []
-    for _ in range(2):
-        port = free_port()
-        path = tmp_path / f"proxy-{port}.yaml"
-        path.write_text(yaml.safe_dump({**config, "server": {"listen": f"127.0.0.1:{port}"}}))
-        procs.append(subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(path)], cwd=ROOT,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
-        urls.append(f"http://127.0.0.1:{port}")
-    try:
+    config = shared_config(fake_provider.issuer, upstream, redis_srv.url, COOKIE_SECRET, cache_max_age="60s")
+    with proxy_processes(2, config, tmp_path) as urls:
         yield urls
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(30)
 
 
 @pytest.fixture

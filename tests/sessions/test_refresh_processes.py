@@ -4,8 +4,6 @@ concurrent requests at a session whose access token just expired cause exactly o
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -13,7 +11,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
 from redis.asyncio import Redis
 
 from proxy.config import load_settings
@@ -21,40 +18,20 @@ from proxy.cookies import CookieCodec
 from proxy.sessions.invalidation import CHANNEL
 from proxy.sessions.redis_store import RedisBackend
 from proxy.sessions.store import SessionStore
-from tests.conftest import COOKIE_SECRET, ROOT
+from tests.conftest import COOKIE_SECRET
 from tests.support.browser import navigate, new_browser
 from tests.support.fake_provider import FakeProvider
-from tests.support.servers import free_port, wait_port
+from tests.support.processes import proxy_processes, shared_config
+from tests.support.servers import RedisServer, wait_port
 
 
 @pytest.fixture
 def two_proxies(
-    fake_provider: FakeProvider, upstream: str, redis_srv: object, tmp_path: Path
+    fake_provider: FakeProvider, upstream: str, redis_srv: RedisServer, tmp_path: Path
 ) -> Iterator[tuple[list[str], dict[str, object]]]:
-    config = {
-        "provider": {
-            "issuer_url": fake_provider.issuer,
-            "client_id": "proxy",
-            "client_secret": "proxy-secret",
-        },
-        "cookie": {"secret": COOKIE_SECRET, "secure": False},
-        "session": {"store": "redis", "redis_url": redis_srv.url},  # type: ignore[attr-defined]
-        "upstreams": [{"prefix": "/", "url": upstream}],
-    }
-    procs, urls = [], []
-    for _ in range(2):
-        port = free_port()
-        path = tmp_path / f"proxy-{port}.yaml"
-        path.write_text(yaml.safe_dump({**config, "server": {"listen": f"127.0.0.1:{port}"}}))
-        procs.append(subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(path)], cwd=ROOT,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
-        urls.append(f"http://127.0.0.1:{port}")
-    try:
+    config = shared_config(fake_provider.issuer, upstream, redis_srv.url, COOKIE_SECRET)
+    with proxy_processes(2, config, tmp_path) as urls:
         yield urls, config
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(30)
 
 
 async def test_one_refresh_for_100_requests_over_2_processes(

@@ -16,14 +16,18 @@ async def admin_token(base: str) -> str:
             return token
 
 
+async def _user_url(http: aiohttp.ClientSession, base: str, realm: str, username: str) -> str:
+    async with http.get(
+        f"{base}/admin/realms/{realm}/users", params={"username": username, "exact": "true"}
+    ) as r:
+        users = await r.json()
+    return f"{base}/admin/realms/{realm}/users/{users[0]['id']}"
+
+
 async def user_sessions(base: str, realm: str, username: str) -> list[dict[str, Any]]:
     headers = {"Authorization": f"Bearer {await admin_token(base)}"}
     async with aiohttp.ClientSession(headers=headers) as http:
-        async with http.get(
-            f"{base}/admin/realms/{realm}/users", params={"username": username, "exact": "true"}
-        ) as r:
-            users = await r.json()
-        async with http.get(f"{base}/admin/realms/{realm}/users/{users[0]['id']}/sessions") as r:
+        async with http.get(await _user_url(http, base, realm, username) + "/sessions") as r:
             sessions: list[dict[str, Any]] = await r.json()
             return sessions
 
@@ -32,11 +36,7 @@ async def logout_user(base: str, realm: str, username: str) -> None:
     """End every Keycloak session of the user (tests start from a clean slate)."""
     headers = {"Authorization": f"Bearer {await admin_token(base)}"}
     async with aiohttp.ClientSession(headers=headers) as http:
-        async with http.get(
-            f"{base}/admin/realms/{realm}/users", params={"username": username, "exact": "true"}
-        ) as r:
-            users = await r.json()
-        async with http.post(f"{base}/admin/realms/{realm}/users/{users[0]['id']}/logout") as r:
+        async with http.post(await _user_url(http, base, realm, username) + "/logout") as r:
             assert r.status == 204, await r.text()
 
 
