@@ -11,8 +11,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from . import pages
-from .errors import ProxyError
-from .keys import REQUEST_ID, SETTINGS
+from .errors import ProviderUnavailable, ProxyError
+from .keys import PROVIDER, REQUEST_ID, SETTINGS
 from .limits import OWN_MAX_BODY, header_bytes, refusal
 from .logs import request_id
 
@@ -43,6 +43,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except ProxyError as exc:
         log.warning("%s: %s", type(exc).__name__, exc.message, extra={"event": "error", "status": exc.status})
+        if isinstance(exc, ProviderUnavailable):
+            request.app[PROVIDER].suspect()
         return pages.error(request, exc.status, exc.title, exc.user_message, retry_url=request.path_qs)
     except Exception:
         log.exception("unhandled error")

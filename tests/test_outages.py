@@ -109,6 +109,9 @@ async def test_provider_down_fails_logins_clearly_and_sessions_go_on_until_a_ref
         assert page.status == 503
         assert "The sign-in provider is unavailable" in page.text and "could not be reached" in page.text
         assert "Try again" in page.text  # a way forward, not a stack trace
+        # A new login during the outage: our page, not the browser's "can't connect" to the provider.
+        page = await navigate(late, proxy.url + "/oauth/start?rd=/")
+        assert page.status == 503 and "could not be reached" in page.text
 
         # A session made before the outage needs nothing from the provider ...
         assert (await fetch(browser, proxy.url + "/echo"))[0] == 200

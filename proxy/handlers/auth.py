@@ -12,7 +12,7 @@ import time
 from aiohttp import web
 
 from .. import pages
-from ..errors import ProxyError
+from ..errors import ProviderUnavailable, ProxyError
 from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE, TEMPLATES
 from ..metrics import record_login
 from ..oidc.bearer import login_identity
@@ -40,6 +40,7 @@ def redirect(location: str) -> web.Response:
 async def start(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     meta = request.app[PROVIDER].metadata
+    await request.app[PROVIDER].check_reachable()
     own = own_origin(request)
     # rd, else the original URL an auth_request caller names (nginx's @signin passes it as a header)
     rd = request.query.get("rd") or original_url(request)
@@ -88,6 +89,8 @@ async def callback(request: web.Request) -> web.StreamResponse:
         return await _callback(request)
     except ProxyError as exc:
         log.warning("login failed: %s", exc.message, extra={"event": "login_failed"})
+        if isinstance(exc, ProviderUnavailable):
+            request.app[PROVIDER].suspect()
         record_login(request.app, ok=False)
         return pages.error(request, exc.status, exc.title, exc.user_message, retry_url=retry)
 

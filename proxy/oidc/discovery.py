@@ -25,6 +25,7 @@ from ..errors import ProviderUnavailable
 log = logging.getLogger(__name__)
 
 JWKS_MIN_REFRESH = 10.0
+REACHABLE_FOR = 10.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class Provider:
         self._metadata: Metadata | None = None
         self._keys: KeySet | None = None
         self._refreshed_at = float("-inf")
+        self._reachable_at = float("-inf")
         self._keys_lock = asyncio.Lock()
 
     @property
@@ -128,6 +130,22 @@ class Provider:
         except ValueError as exc:
             raise ProviderUnavailable(f"{self.discovery_url}: {exc}") from None
         return self._metadata
+
+    async def check_reachable(self, timeout: float = 3.0) -> None:
+        """Before sending a browser to the provider: does it answer? (``ProviderUnavailable`` if
+        not, so the user gets our page instead of the browser's connection error.) A success is
+        trusted for ``REACHABLE_FOR`` seconds, so a burst of logins costs one request."""
+        if self._clock() - self._reachable_at < REACHABLE_FOR:
+            return
+        try:
+            await asyncio.wait_for(fetch_json(self._http, self.discovery_url), timeout)
+        except asyncio.TimeoutError:
+            raise ProviderUnavailable(f"{self.discovery_url} did not answer in {timeout:.0f}s") from None
+        self._reachable_at = self._clock()
+
+    def suspect(self) -> None:
+        """A request to the provider just failed: check it again before the next login."""
+        self._reachable_at = float("-inf")
 
     async def discover_until_ready(self, first_delay: float = 0.5, max_delay: float = 30.0) -> None:
         """Retry discovery with exponential backoff until it works (run as a background task)."""
