@@ -1,0 +1,119 @@
+"""Settings: one YAML file, every key overridable from the environment, validated once at start-up.
+
+Environment overrides use ``AUTH_PROXY_`` + section + ``__`` + key, upper case, e.g.
+``AUTH_PROXY_PROVIDER__CLIENT_SECRET``. Secrets may also come from files (``client_secret_file``,
+``secret_file``). Unknown keys are errors. Loading does no network I/O; connectivity is checked by
+the app's cleanup contexts and ``/ready``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+
+from .access import (
+    ApiConfig,
+    AuthorizationConfig,
+    HeadersConfig,
+    LogoutConfig,
+    PagesConfig,
+    UpstreamConfig,
+)  # fmt: skip
+from .fields import Duration, parse_duration
+from .sections import CookieConfig, ProviderConfig, ServerConfig, SessionConfig
+
+__all__ = [
+    "ApiConfig", "AuthorizationConfig", "ConfigError", "CookieConfig", "Duration", "HeadersConfig",
+    "LogoutConfig", "PagesConfig", "ProviderConfig", "ServerConfig", "SessionConfig", "Settings",
+    "UpstreamConfig", "load_settings", "parse_duration",
+]  # fmt: skip
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AUTH_PROXY_",
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="forbid",
+        frozen=True,
+    )
+
+    server: ServerConfig = ServerConfig()
+    provider: ProviderConfig
+    cookie: CookieConfig
+    session: SessionConfig = SessionConfig()
+    upstreams: list[UpstreamConfig] = []
+    authorization: AuthorizationConfig = AuthorizationConfig()
+    api: ApiConfig = ApiConfig()
+    headers: HeadersConfig = HeadersConfig()
+    logout: LogoutConfig = LogoutConfig()
+    pages: PagesConfig = PagesConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the YAML file (passed in as init values).
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _cross(self) -> Settings:
+        prefixes = [u.prefix for u in self.upstreams]
+        dupes = sorted({p for p in prefixes if prefixes.count(p) > 1})
+        if dupes:
+            raise ValueError(f"upstreams: prefix {dupes[0]!r} is listed twice")
+        return self
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names every bad key."""
+
+
+def _format(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"  {key}: {msg}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read the YAML file (if any), apply the environment and ``overrides``, validate once."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {str(path)!r} is not UTF-8 text") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {str(path)!r} must be a mapping of sections")
+        data = loaded or {}
+    data.update(overrides)
+    # Settings(**data) would take "_env_prefix" and friends as pydantic-settings options: refuse them.
+    bad = sorted(str(k) for k in data if not isinstance(k, str) or k.startswith("_"))
+    if bad:
+        raise ConfigError("invalid configuration:\n" + "\n".join(f"  {k}: unknown key" for k in bad))
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc)) from None
+    except SettingsError as exc:
+        raise ConfigError(f"invalid configuration from the environment: {exc}") from None

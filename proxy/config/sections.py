@@ -1,0 +1,208 @@
+"""Where the proxy listens, which provider, the cookie, the session store."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    NoDecode,
+)
+
+from ..sessions.redis_url import parse_redis_url
+from .fields import Duration, _http_url, _read_secret, _Section
+
+
+class ServerConfig(_Section):
+    listen: str = "0.0.0.0:4180"
+    """host:port to listen on."""
+    proxy_prefix: str = "/oauth"
+    """All of the proxy's own endpoints live under it."""
+    trust_forwarded_headers: bool = False
+    """Believe X-Forwarded-Proto/-Host/-For from the client (set true only behind a trusted proxy)."""
+    max_header_bytes: int = Field(default=32768, ge=1024)
+    """Request header fields together (names + values); more is answered 431. A single field longer
+    than this is refused by the HTTP parser itself, with 400 (see proxy/limits.py)."""
+    max_body_bytes: int | None = Field(default=None, ge=1)
+    """Proxied request bodies: a larger Content-Length is answered 413, a chunked upload is cut at the
+    limit. null: no limit (uploads stream). The proxy's own endpoints take at most 64 kB regardless."""
+    metrics_listen: str | None = None
+    """host:port of a listener of its own for ``GET /metrics`` (e.g. "127.0.0.1:9180"); null: /metrics
+    is answered on the main port (and is then never proxied to an upstream)."""
+    shutdown_grace: Duration = 25.0
+    """On SIGTERM: stop accepting, let in-flight requests finish for this long, then cut them and
+    close. Keep it below Kubernetes' terminationGracePeriodSeconds (30s by default)."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Processes sharing the port (SO_REUSEPORT), each with its own event loop; ``--workers`` wins.
+    More than one needs the redis session store."""
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    """auto: uvloop when it is installed, else asyncio's own loop."""
+
+    @field_validator("listen", "metrics_listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"must be host:port, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _metrics_port(self) -> ServerConfig:
+        if self.metrics_listen is not None and self.metrics_listen == self.listen:
+            raise ValueError("metrics_listen must differ from listen (null serves /metrics on listen)")
+        return self
+
+    @field_validator("proxy_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
+            raise ValueError(f"must look like '/oauth' (a path, no trailing slash), got {value!r}")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]") or "0.0.0.0"
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """(host, port) of the metrics listener, or ``None`` when /metrics is on the main port."""
+        if self.metrics_listen is None:
+            return None
+        host, _, port = self.metrics_listen.rpartition(":")
+        return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class ProviderConfig(_Section):
+    issuer_url: str
+    """The issuer; discovery is read from <issuer>/.well-known/openid-configuration."""
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr | None = None
+    client_secret_file: Path | None = None
+    scopes: list[str] = ["openid", "email", "profile"]
+    redirect_url: str | None = None
+    """Default: <request origin><proxy_prefix>/callback."""
+    timeout: Duration = 10.0
+    """Timeout of each request to the provider."""
+
+    @field_validator("issuer_url")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        return _http_url(value, "issuer_url").rstrip("/")
+
+    @field_validator("redirect_url")
+    @classmethod
+    def _redirect(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value, "redirect_url")
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes(cls, value: list[str]) -> list[str]:
+        if "openid" not in value:
+            raise ValueError("must include 'openid'")
+        return value
+
+    @model_validator(mode="after")
+    def _secret(self) -> ProviderConfig:
+        if self.client_secret_file is not None:
+            if self.client_secret is not None:
+                raise ValueError("set client_secret or client_secret_file, not both")
+            object.__setattr__(
+                self, "client_secret", _read_secret(self.client_secret_file, "client_secret_file")
+            )
+        if self.client_secret is None or not self.client_secret.get_secret_value():
+            raise ValueError("client_secret (or client_secret_file) is required")
+        return self
+
+    @property
+    def secret(self) -> str:
+        assert self.client_secret is not None  # guaranteed by _secret
+        return self.client_secret.get_secret_value()
+
+
+class CookieConfig(_Section):
+    name: str = "_auth_proxy"
+    """With secure: true browsers get ``__Host-<name>`` (``__Secure-<name>`` when a domain is set)."""
+    secret: Annotated[SecretStr | list[SecretStr] | None, NoDecode] = None
+    """At least 32 bytes; keys for signing the cookie are derived from it. A list rotates secrets: the
+    first signs, every one is accepted. (From the environment: one secret, taken literally.)"""
+    secret_file: Path | None = None
+    """One secret per line (blank lines skipped), the first signing: rotation as with a list."""
+    secure: bool = True
+    domain: str | None = None
+    samesite: Literal["lax", "strict", "none"] = "lax"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
+            raise ValueError(f"must be 1-64 characters of A-Z a-z 0-9 _ . -, got {value!r}")
+        if value.lower().startswith(("__host-", "__secure-")):
+            raise ValueError("must not start with __Host- or __Secure-: the prefix is added when secure")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> CookieConfig:
+        if self.secret_file is not None:
+            if self.secret is not None:
+                raise ValueError("set secret or secret_file, not both")
+            text = _read_secret(self.secret_file, "secret_file").get_secret_value()
+            lines = [SecretStr(line.strip()) for line in text.splitlines() if line.strip()]
+            object.__setattr__(self, "secret", lines)
+        listed = isinstance(self.secret, list)
+        secrets = self.secret if isinstance(self.secret, list) else [self.secret] if self.secret else []
+        if not secrets:
+            raise ValueError("secret (or secret_file) of at least 32 bytes is required")
+        for i, secret in enumerate(secrets):
+            if len(secret.get_secret_value().encode()) < 32:
+                where = f"secret[{i}]" if listed and len(secrets) > 1 else "secret (or secret_file)"
+                raise ValueError(f"{where} of at least 32 bytes is required")
+        if self.samesite == "none" and not self.secure:
+            raise ValueError("samesite 'none' requires secure: true (browsers reject it otherwise)")
+        return self
+
+    @property
+    def secrets_bytes(self) -> tuple[bytes, ...]:
+        """Every accepted secret, the signing one first (never empty: guaranteed by _check)."""
+        secrets = self.secret if isinstance(self.secret, list) else [self.secret]
+        return tuple(s.get_secret_value().encode() for s in secrets if s is not None)
+
+    @property
+    def secret_bytes(self) -> bytes:
+        """The signing secret."""
+        return self.secrets_bytes[0]
+
+
+class SessionConfig(_Section):
+    store: Literal["redis", "memory"] = "redis"
+    """redis, or memory (one process only, for development)."""
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    """redis:// (rediss://, unix://) for one server; redis+sentinel://h1:26379,h2:26379/mymaster/0 for
+    the master Sentinel names; redis+cluster://h1:6379,h2:6379 for a Cluster (proxy/sessions/redis_url.py)."""
+    lifetime: Duration = 8 * 3600.0
+    """Absolute lifetime of a session."""
+    idle_timeout: Duration | None = None
+    """Sliding: a session unused this long ends (null: only the absolute lifetime applies)."""
+    refresh_skew: Duration = 60.0
+    """Refresh the access token when it expires within this long."""
+    cache_max_age: Duration | None = 5.0
+    """Keep open sessions in each process's memory this long (redis store only; null: off). Used
+    only while the Redis invalidation feed is up, so a sign-out anywhere reaches every process."""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: SecretStr) -> SecretStr:
+        parse_redis_url(value.get_secret_value())  # ValueError names the problem, never the URL
+        return value
