@@ -25,13 +25,13 @@ from .. import pages
 from ..errors import ProviderUnavailable
 from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE
 from ..metrics import record_logout
-from ..oidc.client import end_session_backend, end_session_params, end_session_url, revoke_refresh_token
+from ..oidc.client import end_session_params, end_session_url, revoke_refresh_token
 from ..redirects import safe_redirect
 from ..sessions.base import Session
 from ..sessions.request import current_session
 from .auth import redirect
 from .context import CSRF_FIELD, CSRF_HEADER, own_origin
-from .sessions import end_other_sessions
+from .sessions import end_at_provider, end_other_sessions
 
 log = logging.getLogger(__name__)
 
@@ -168,17 +168,10 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
 
 async def _backend_logout(request: web.Request, session: Session, target: str) -> web.Response:
     """End the provider's session from here; the browser goes straight to ``target``."""
-    app = request.app
-    try:
-        await end_session_backend(
-            app[PROVIDER_HTTP], app[PROVIDER].metadata, app[PROVIDER_CLIENT],
-            id_token=session.id_token, refresh_token=session.refresh_token,
-        )  # fmt: skip
-    except ProviderUnavailable as exc:
-        log.warning(
-            "provider session may persist: %s", exc.message,
-            extra={"event": "logout_local_only", "sub": session.identity.sub},
-        )  # fmt: skip
+    ended = await end_at_provider(
+        request.app, id_token=session.id_token, refresh_token=session.refresh_token, sub=session.identity.sub
+    )
+    if not ended:
         return pages.html_page(
             request, 200, "Signed out here",
             "You are signed out of this site, but the sign-in provider could not be reached: your session "

@@ -19,19 +19,28 @@ from .context import CSRF_FIELD, CSRF_HEADER
 log = logging.getLogger(__name__)
 
 
-async def end_at_provider(app: web.Application, record: SessionRecord) -> bool:
-    """End a session's provider session from the server (its refresh token); whether that worked."""
-    if record.refresh_token is None and record.id_token_hint is None:
+async def end_at_provider(
+    app: web.Application, *, id_token: str | None, refresh_token: str | None, sub: str | None = None
+) -> bool:
+    """End a provider session from the server (logout.mode backend, other devices); whether that
+    worked. A failure is logged: the provider session may persist."""
+    if refresh_token is None and id_token is None:
         return False
     try:
         await end_session_backend(
             app[PROVIDER_HTTP], app[PROVIDER].metadata, app[PROVIDER_CLIENT],
-            id_token=record.id_token_hint, refresh_token=record.refresh_token,
+            id_token=id_token, refresh_token=refresh_token,
         )  # fmt: skip
     except ProviderUnavailable as exc:
-        log.warning("provider session may persist: %s", exc.message, extra={"event": "logout_local_only"})
+        log.warning(
+            "provider session may persist: %s", exc.message, extra={"event": "logout_local_only", "sub": sub}
+        )
         return False
     return True
+
+
+async def end_record_at_provider(app: web.Application, record: SessionRecord) -> bool:
+    return await end_at_provider(app, id_token=record.id_token_hint, refresh_token=record.refresh_token)
 
 
 async def end_other_sessions(request: web.Request, sub: str) -> int:
@@ -45,7 +54,7 @@ async def end_other_sessions(request: web.Request, sub: str) -> int:
             continue
         if await store.end_by_id(sub, record.session_id) is not None:
             ended += 1
-            await end_at_provider(request.app, record)
+            await end_record_at_provider(request.app, record)
     log.info(
         "signed out everywhere", extra={"event": "logout", "kind": "everywhere", "sub": sub, "ended": ended}
     )
@@ -103,7 +112,7 @@ async def end_one(request: web.Request) -> web.StreamResponse:
     for record, _ in await store.user_sessions(session.identity.sub):
         if record.ref == ref:
             await store.end_by_id(session.identity.sub, record.session_id)
-            at_provider = await end_at_provider(request.app, record)
+            at_provider = await end_record_at_provider(request.app, record)
             log.info("session ended by its user", extra={"event": "logout", "kind": "user_remote"})
             record_logout(request.app, "user_remote")
             return web.json_response({"ended": True, "provider_ended": at_provider}, headers=pages.NO_STORE)

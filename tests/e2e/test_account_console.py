@@ -13,7 +13,7 @@ from playwright.async_api import Browser, BrowserContext, expect
 from proxy.keys import COOKIES, STORE
 from tests.conftest import Keycloak, RunningProxy
 from tests.e2e.conftest import Shot
-from tests.support.keycloak_admin import create_user, delete_user, set_client_attribute, user_sessions
+from tests.support.keycloak_admin import backchannel_url, create_user, delete_user, user_sessions
 
 pytestmark = [pytest.mark.keycloak, pytest.mark.asyncio(loop_scope="session")]
 
@@ -29,9 +29,8 @@ async def user(keycloak: Keycloak) -> AsyncIterator[str]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def backchannel_to(app_proxy: RunningProxy, keycloak: Keycloak) -> AsyncIterator[RunningProxy]:
     url = app_proxy.url + "/oauth/backchannel_logout"
-    old = await set_client_attribute(keycloak.url, keycloak.realm, "proxy", "backchannel.logout.url", url)
-    yield app_proxy
-    await set_client_attribute(keycloak.url, keycloak.realm, "proxy", "backchannel.logout.url", old)
+    async with backchannel_url(keycloak.url, keycloak.realm, url):
+        yield app_proxy
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -14,7 +14,7 @@ import pytest
 from proxy.keys import COOKIES, STORE
 from tests.conftest import Keycloak, ProxyFactory, RunningProxy
 from tests.support.browser import navigate, new_browser, submit_login
-from tests.support.keycloak_admin import admin_token, logout_user, set_client_attribute
+from tests.support.keycloak_admin import admin_token, backchannel_url, logout_user
 
 pytestmark = pytest.mark.keycloak
 
@@ -27,9 +27,8 @@ async def proxy(
         issuer=keycloak.issuer, upstream=upstream, session={"store": "redis", "redis_url": redis_url}
     )
     url = running.url + "/oauth/backchannel_logout"
-    old = await set_client_attribute(keycloak.url, keycloak.realm, "proxy", "backchannel.logout.url", url)
-    yield running
-    await set_client_attribute(keycloak.url, keycloak.realm, "proxy", "backchannel.logout.url", old)
+    async with backchannel_url(keycloak.url, keycloak.realm, url):
+        yield running
 
 
 @pytest.fixture

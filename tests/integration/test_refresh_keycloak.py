@@ -13,7 +13,7 @@ from proxy.keys import COOKIES, STORE
 from proxy.sessions.base import Ticket
 from tests.conftest import Keycloak, ProxyFactory, RunningProxy
 from tests.support.browser import navigate, new_browser, submit_login
-from tests.support.keycloak_admin import logout_user, set_client_attribute
+from tests.support.keycloak_admin import backchannel_url, logout_user
 
 pytestmark = pytest.mark.keycloak
 
@@ -26,9 +26,8 @@ async def proxy(
         issuer=keycloak.issuer, upstream=upstream, session={"store": "redis", "redis_url": redis_url}
     )
     # No back-channel logout for this test: the refresh alone must notice the SSO session ended.
-    old = await set_client_attribute(keycloak.url, keycloak.realm, "proxy", "backchannel.logout.url", "")
-    yield running
-    await set_client_attribute(keycloak.url, keycloak.realm, "proxy", "backchannel.logout.url", old)
+    async with backchannel_url(keycloak.url, keycloak.realm, ""):
+        yield running
 
 
 async def expire(proxy: RunningProxy, ticket: Ticket) -> str:

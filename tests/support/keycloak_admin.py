@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -80,3 +82,13 @@ async def delete_user(base: str, realm: str, user_id: str) -> None:
     async with aiohttp.ClientSession(headers=headers) as http:
         async with http.delete(f"{base}/admin/realms/{realm}/users/{user_id}") as r:
             assert r.status in (204, 404)
+
+
+@asynccontextmanager
+async def backchannel_url(base: str, realm: str, url: str, client_id: str = "proxy") -> AsyncIterator[None]:
+    """Point the client's back-channel logout URL at ``url`` ("" for none) for the duration."""
+    old = await set_client_attribute(base, realm, client_id, "backchannel.logout.url", url)
+    try:
+        yield
+    finally:
+        await set_client_attribute(base, realm, client_id, "backchannel.logout.url", old)
