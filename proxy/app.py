@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from .authz import RuleBook
 from .config import ConfigError, Settings
 from .cookies import CookieCodec
 from .errors import StoreUnavailable
@@ -22,13 +23,14 @@ from .keys import (
     PROVIDER_CLIENT,
     PROVIDER_HTTP,
     ROUTER,
+    RULES,
     SETTINGS,
     STORE,
     TEMPLATES,
     UPSTREAM_HTTP,
 )
-from .metrics import InstrumentedBackend, Metrics, expose, listener_ctx, observe, upstream_response_class
-from .middlewares import errors, limits, request_context, stamp_request_id
+from .metrics import InstrumentedBackend, Metrics, expose, listener_ctx, upstream_response_class
+from .middlewares import front, stamp_request_id
 from .oidc.client import Client
 from .oidc.discovery import Provider
 from .pages import TemplateError, Templates
@@ -123,7 +125,7 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, *, backend: BackendFactory = default_backend) -> web.Application:
     prefix = settings.server.proxy_prefix
-    app = web.Application(middlewares=[observe, request_context, errors, limits])
+    app = web.Application(middlewares=[front])
     app[SETTINGS] = settings
     app[METRICS] = Metrics.for_process(prefix)
     app[COOKIES] = CookieCodec(settings.cookie, settings.session.lifetime, login_path=prefix)
@@ -131,6 +133,7 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
         settings.provider.client_id, settings.provider.secret, tuple(settings.provider.scopes)
     )
     app[ROUTER] = Router(settings.upstreams)
+    app[RULES] = RuleBook.of(settings.authorization, settings.upstreams)
     issuer_host = urlsplit(settings.provider.issuer_url).hostname
     provider_name = settings.pages.provider_name or issuer_host or "the sign-in provider"
     try:

@@ -11,7 +11,8 @@ empty list lifts it); keys left out inherit the global value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -51,7 +52,12 @@ class Rules:
 
     @classmethod
     def parse(cls, groups: str = "", emails: str = "", email_domains: str = "", roles: str = "") -> Rules:
-        """From comma-separated query parameters (``allowed_groups=a,b``)."""
+        """From comma-separated query parameters (``allowed_groups=a,b``). Memoised: each location of
+        a front proxy sends the same few strings with every request."""
+        return _parsed(groups, emails, email_domains, roles)
+
+    @classmethod
+    def _parse(cls, groups: str, emails: str, email_domains: str, roles: str) -> Rules:
         return cls.of(
             groups=groups.split(","),
             emails=emails.split(","),
@@ -61,6 +67,11 @@ class Rules:
 
     def __bool__(self) -> bool:
         return bool(self.groups or self.emails or self.email_domains or self.roles)
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed(groups: str, emails: str, email_domains: str, roles: str) -> Rules:
+    return Rules._parse(groups, emails, email_domains, roles)
 
 
 def global_rules(cfg: AuthorizationConfig) -> Rules:
@@ -94,6 +105,22 @@ def upstream_rules(cfg: AuthorizationConfig, upstream: UpstreamConfig | None) ->
         if value is not None
     }
     return replace(rules, **changes)
+
+
+@dataclass(frozen=True)
+class RuleBook:
+    """Every rule set of the configuration, built once at start-up (not per request)."""
+
+    everywhere: Rules
+    """The global rules (``/oauth/auth`` and paths no upstream claims)."""
+    by_prefix: Mapping[str, Rules]
+
+    @classmethod
+    def of(cls, cfg: AuthorizationConfig, upstreams: Sequence[UpstreamConfig]) -> RuleBook:
+        return cls(global_rules(cfg), {u.prefix: upstream_rules(cfg, u) for u in upstreams})
+
+    def for_prefix(self, prefix: str) -> Rules:
+        return self.by_prefix.get(prefix, self.everywhere)
 
 
 def _domain_of(email: str | None) -> str | None:

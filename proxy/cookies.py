@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -31,6 +32,9 @@ _PREFIX = "1."
 _MAC_BYTES = 32
 _MAX_VALUE = 256
 """Anything longer can't be ours: rejected before any work is done on it."""
+_MEMO = 16_384
+"""Cookie values whose verdict is remembered (a few MB at most): a browser sends the same value with
+every request, and checking it (base64, HMAC) was the largest single cost of a session check."""
 
 
 def _b64e(raw: bytes) -> str:
@@ -64,6 +68,8 @@ class CookieCodec:
         self._login_path = login_path
         self._mac_keys = tuple(_derive(s, b"auth-proxy cookie mac v1") for s in config.secrets_bytes)
         self._csrf_keys = tuple(_derive(s, b"auth-proxy csrf v1") for s in config.secrets_bytes)
+        self._decode_memo = functools.lru_cache(maxsize=_MEMO)(self._decode)
+        """Per codec (per set of secrets), so a rotation never reuses an old verdict."""
 
     # --- the session ticket ------------------------------------------------------------------
 
@@ -76,9 +82,13 @@ class CookieCodec:
         return payload + "." + _b64e(self._mac(self._mac_keys[0], payload))
 
     def decode(self, value: str | None) -> Ticket | None:
-        """The ticket in a cookie value, or ``None`` for anything not signed by us."""
+        """The ticket in a cookie value, or ``None`` for anything not signed by us. The verdict
+        depends on nothing but the value and the secrets, so it is memoised."""
         if not value or len(value) > _MAX_VALUE or not value.startswith(_PREFIX):
             return None
+        return self._decode_memo(value)
+
+    def _decode(self, value: str) -> Ticket | None:
         payload, _, mac = value.rpartition(".")
         try:
             raw, mac_raw = _b64d(payload[len(_PREFIX) :]), _b64d(mac)

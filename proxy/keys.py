@@ -12,6 +12,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from aiohttp import ClientSession
 
+    from .authz import RuleBook
     from .config import Settings
     from .cookies import CookieCodec
     from .metrics import Metrics
@@ -30,6 +31,8 @@ PROVIDER_CLIENT: web.AppKey[Client] = web.AppKey("provider_client")
 PROVIDER_HTTP: web.AppKey[ClientSession] = web.AppKey("provider_http")
 """Client for the provider: a total timeout per request."""
 ROUTER: web.AppKey[Router] = web.AppKey("router")
+RULES: web.AppKey[RuleBook] = web.AppKey("rules")
+"""The authorization rules, global and per upstream prefix."""
 TEMPLATES: web.AppKey[Templates] = web.AppKey("templates")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 """This app's Prometheus registry and metrics (never a process-global registry)."""

@@ -21,7 +21,6 @@ multiprocess mode), whichever worker the scrape reaches.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -30,7 +29,6 @@ from typing import Literal, TypeVar
 import aiohttp
 from aiohttp import web
 from aiohttp.connector import Connection
-from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -172,26 +170,6 @@ def record_logout(app: web.Application, kind: LogoutKind) -> None:
 
 def record_refresh(app: web.Application, outcome: RefreshOutcome) -> None:
     app[METRICS].refreshes.labels(outcome).inc()
-
-
-@web.middleware
-async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count every request by route class and status, and time it (outermost middleware)."""
-    metrics = request.app[METRICS]
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    except asyncio.CancelledError:
-        status = 499  # the client went away (or shutdown's grace ran out), as nginx counts it
-        raise
-    finally:
-        metrics.answered(metrics.route_of(request), status, time.perf_counter() - started)
 
 
 async def expose(request: web.Request) -> web.StreamResponse:

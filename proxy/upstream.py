@@ -8,7 +8,9 @@ the response has started; after that a failure cuts the connection, which is wha
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -121,13 +123,18 @@ def _drop_cookies(value: str, names: frozenset[str]) -> str:
     return ";".join(kept).strip()
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def _clean(value: str) -> str:
-    return "".join(ch for ch in value if ch >= " " and ch != "\x7f")
+    """Without control characters (a header value can't carry them)."""
+    return _CONTROL.sub("", value)
 
 
-def groups_value(groups: Sequence[str], max_bytes: int | None) -> tuple[str, bool]:
+@functools.lru_cache(maxsize=4096)
+def groups_value(groups: tuple[str, ...], max_bytes: int | None) -> tuple[str, bool]:
     """The comma-separated groups, cut to the whole names that fit in ``max_bytes``; and whether
-    anything was cut."""
+    anything was cut. Memoised: the same user's groups go out with each of their requests."""
     value = _clean(",".join(groups))
     if max_bytes is None or len(value.encode()) <= max_bytes:
         return value, False

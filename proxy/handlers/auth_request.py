@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .. import pages
-from ..authz import Rules, global_rules
-from ..keys import SETTINGS
+from ..authz import Rules
+from ..keys import RULES, SETTINGS
 from ..redirects import safe_redirect
 from ..upstream import groups_value
 from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, skip_auth
@@ -87,7 +87,7 @@ async def auth_check(request: web.Request) -> web.StreamResponse:
         request.query.get("allowed_email_domains", ""),
         request.query.get("allowed_roles", ""),
     )
-    if denial(request, who, (global_rules(settings.authorization), narrowing), path or "?"):
+    if denial(request, who, (request.app[RULES].everywhere, narrowing), path or "?"):
         return web.Response(status=403, headers=headers)
     headers["X-Auth-Request-User"] = identity.user
     if identity.email:

@@ -9,9 +9,8 @@ from urllib.parse import quote
 from aiohttp import web
 
 from .. import pages
-from ..authz import Rules, upstream_rules
-from ..config import Settings, UpstreamConfig
-from ..keys import COOKIES, REQUEST_ID, ROUTER, SETTINGS, UPSTREAM_HTTP
+from ..authz import Rules
+from ..keys import COOKIES, REQUEST_ID, ROUTER, RULES, SETTINGS, UPSTREAM_HTTP
 from ..paths import canonical_path
 from ..sessions.base import Identity
 from ..upstream import Upstream, forward_http, upstream_request_headers
@@ -61,22 +60,17 @@ def forbidden(request: web.Request, who: Principal) -> web.Response:
     return web.json_response(payload, status=403, headers=pages.NO_STORE)
 
 
-def _config_of(settings: Settings, upstream: Upstream) -> UpstreamConfig | None:
-    return next((u for u in settings.upstreams if u.prefix == upstream.prefix), None)
-
-
 def rules_for(request: web.Request, upstream: Upstream) -> list[Rules]:
     """The rules of the upstream the request goes to, and (when the path is spelled with dot
     segments, escapes or ``//``) of the upstream its canonical path names: whichever way the
     upstream resolves the path, the user must pass its rules."""
-    settings = request.app[SETTINGS]
-    cfg = settings.authorization
-    rules = [upstream_rules(cfg, _config_of(settings, upstream))]
+    book = request.app[RULES]
+    rules = [book.for_prefix(upstream.prefix)]
     canonical = canonical_path(request.raw_path)
     if canonical != request.path:
         other = request.app[ROUTER].match(canonical)
         if other is not None and other.prefix != upstream.prefix:
-            rules.append(upstream_rules(cfg, _config_of(settings, other)))
+            rules.append(book.for_prefix(other.prefix))
     return rules
 
 
