@@ -29,8 +29,8 @@ from .keys import (
     TEMPLATES,
     UPSTREAM_HTTP,
 )
-from .metrics import InstrumentedBackend, Metrics, expose, listener_ctx, upstream_response_class
-from .middlewares import front, stamp_request_id
+from .metrics import InstrumentedBackend, Metrics, expose, flush_ctx, listener_ctx, upstream_response_class
+from .middlewares import front
 from .oidc.client import Client
 from .oidc.discovery import Provider
 from .pages import TemplateError, Templates
@@ -142,7 +142,7 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
         raise ConfigError(f"invalid configuration:\n  pages.templates_dir: {exc}") from None
     app.cleanup_ctx.extend([_store_ctx(backend), cache_ctx, provider_ctx, upstream_ctx])
     app.cleanup_ctx.append(listener_ctx)  # /metrics on server.metrics_listen, if set
-    app.on_response_prepare.append(stamp_request_id)
+    app.cleanup_ctx.append(flush_ctx)
 
     r = app.router
     r.add_get(f"{prefix}/start", auth.start)

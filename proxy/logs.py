@@ -20,6 +20,15 @@ from .keys import REQUEST_ID, SESSION
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
+
+def stamp_request_id(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Echo the request id in the response (before it is prepared): the ``front`` middleware does
+    it for answers it gets back, handlers that stream (prepare themselves) call it first."""
+    rid = request.get(REQUEST_ID)
+    if rid is not None and not response.prepared:
+        response.headers["X-Request-ID"] = rid
+
+
 _STD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
 
 

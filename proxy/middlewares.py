@@ -3,7 +3,8 @@
 check; see bench/README.md):
 
 1. metrics: count the request by route class and status, and time it (``proxy.metrics``);
-2. a request id: the client's ``X-Request-ID`` if sane, else a new one; it tags every log line;
+2. a request id: the client's ``X-Request-ID`` if sane, else a new one; it tags every log line and
+   is echoed in the response (handlers that stream stamp it themselves, before they prepare);
 3. size limits (``proxy.limits``): 431 for oversized headers, 413 for a body over its limit, before
    any work is done on them;
 4. errors turned into pages: never a stack trace to the client.
@@ -24,7 +25,7 @@ from . import pages
 from .errors import ProviderUnavailable, ProxyError
 from .keys import METRICS, PROVIDER, REQUEST_ID, SETTINGS
 from .limits import OWN_MAX_BODY, header_bytes, refusal
-from .logs import request_id
+from .logs import request_id, stamp_request_id
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,11 @@ async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await _answer(request, handler)
         status = response.status
+        stamp_request_id(request, response)
         return response
     except web.HTTPException as exc:
         status = exc.status
+        exc.headers["X-Request-ID"] = rid
         raise
     except asyncio.CancelledError:
         status = 499  # the client went away (or shutdown's grace ran out), as nginx counts it
@@ -90,9 +93,3 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         return pages.error(
             request, 500, "Something went wrong", "An unexpected error occurred and was logged."
         )
-
-
-async def stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: echo the request id (works for streamed responses too)."""
-    if REQUEST_ID in request:
-        response.headers["X-Request-ID"] = request[REQUEST_ID]

@@ -24,6 +24,7 @@ from . import pages
 from .config import UpstreamConfig
 from .keys import REQUEST_ID
 from .limits import CappedBody, refusal
+from .logs import stamp_request_id
 from .sessions.base import Identity
 
 log = logging.getLogger(__name__)
@@ -253,6 +254,7 @@ async def forward_http(
                 out_headers.popall(name, None)
             out_headers["Cache-Control"] = "no-store"
         resp = web.StreamResponse(status=up.status, reason=up.reason, headers=out_headers)
+        stamp_request_id(request, resp)
         await resp.prepare(request)
         try:
             async for chunk in up.content.iter_chunked(_CHUNK):

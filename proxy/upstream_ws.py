@@ -10,6 +10,7 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
 from . import pages
+from .logs import stamp_request_id
 from .upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ async def forward_ws(
         return pages.error(request, 502, "The application is unreachable", "Please try again in a moment.")
     async with up_ws:
         down = web.WebSocketResponse(protocols=[up_ws.protocol] if up_ws.protocol else (), autoping=True)
+        stamp_request_id(request, down)
         await down.prepare(request)
         tasks = [asyncio.ensure_future(_pump(down, up_ws)), asyncio.ensure_future(_pump(up_ws, down))]
         try:

@@ -213,3 +213,36 @@ def test_metrics_listen_is_checked() -> None:
     )
     assert settings.server.metrics_address == ("127.0.0.1", 9180)
     assert settings.server.shutdown_grace == 5.0
+
+
+def test_tallied_requests_read_exactly_as_if_observed_one_by_one() -> None:
+    """``Metrics.answered`` tallies and ``flush`` adds in bulk (through prometheus-client's bucket
+    values): the exposition must be the one direct observations give, bucket edges included."""
+    from proxy.metrics import LATENCY_BUCKETS, Metrics
+
+    answers = [("auth_request", 202, s) for s in (*LATENCY_BUCKETS, 0.0, 0.0004, 0.0031, 99.0)]
+    answers += [("proxy", 200, 0.012), ("proxy", 502, 5.0), ("proxy", 101, 60.0), ("login", 302, 0.2)]
+    tallied, direct = Metrics(), Metrics()
+    for route, status, seconds in answers:
+        tallied.answered(route, status, seconds)  # type: ignore[arg-type]
+        direct.requests.labels(route, str(status)).inc()
+        if status != 101:
+            direct.request_seconds.labels(route).observe(seconds)
+    before_flush = tallied.exposition("")[0]
+    assert value(before_flush.decode(), "auth_proxy_requests_total", route="proxy", status="200") == 1
+
+    def samples(m: Metrics) -> list[tuple[str, str, float]]:
+        text = m.exposition("")[0].decode()
+        return sorted(
+            (s.name, repr(sorted(s.labels.items())), s.value)
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if not s.name.endswith("_created")
+        )
+
+    assert samples(tallied) == samples(direct)
+    tallied.answered("proxy", 200, 0.3)  # counted again after a flush, not lost or doubled
+    assert (
+        value(tallied.exposition("")[0].decode(), "auth_proxy_requests_total", route="proxy", status="200")
+        == 2
+    )

@@ -181,6 +181,7 @@ async def test_workers_share_the_port_and_their_metrics(launch: Launch) -> None:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as client:
             async with client.get(proxy.url + "/api", headers=json_api) as r:
                 assert r.status == 401
+    await asyncio.sleep(1.2)  # each worker adds its tally to the shared files every second
     for _ in range(4):  # whichever worker answers the scrape, it reports both
         text = await scrape(proxy.url + "/metrics")
         assert value(text, "auth_proxy_requests_total", route="proxy", status="401") == 40

@@ -148,7 +148,7 @@ async def _callback(request: web.Request) -> web.StreamResponse:
         access_expires_at=now + tokens.expires_in if tokens.expires_in else None,
         refresh_expires_at=now + tokens.refresh_expires_in if tokens.refresh_expires_in else None,
     )
-    old = codec.ticket_from(request.cookies)
+    old = codec.ticket_from(request)
     if old is not None:
         await store.delete(old)  # a fresh id at every login; the previous session ends
     ticket = await store.create(

@@ -81,11 +81,12 @@ async def auth_check(request: web.Request) -> web.StreamResponse:
         return web.Response(status=401, headers=headers)
     identity = who.identity
     settings = request.app[SETTINGS]
+    query = request.query
     narrowing = Rules.parse(
-        request.query.get("allowed_groups", ""),
-        request.query.get("allowed_emails", ""),
-        request.query.get("allowed_email_domains", ""),
-        request.query.get("allowed_roles", ""),
+        query.get("allowed_groups", ""),
+        query.get("allowed_emails", ""),
+        query.get("allowed_email_domains", ""),
+        query.get("allowed_roles", ""),
     )
     if denial(request, who, (request.app[RULES].everywhere, narrowing), path or "?"):
         return web.Response(status=403, headers=headers)

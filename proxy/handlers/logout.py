@@ -57,7 +57,7 @@ _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 def csrf_token(request: web.Request) -> str | None:
     """The sign-out CSRF token of the request's session cookie, ``None`` without a valid one."""
     codec = request.app[COOKIES]
-    ticket = codec.ticket_from(request.cookies)
+    ticket = codec.ticket_from(request)
     return None if ticket is None else codec.csrf_token(ticket)
 
 
@@ -70,7 +70,7 @@ async def _csrf_refusal(request: web.Request) -> web.Response | None:
     if request.app[SETTINGS].logout.allow_get:
         return None
     codec = request.app[COOKIES]
-    ticket = codec.ticket_from(request.cookies)
+    ticket = codec.ticket_from(request)
     if ticket is None:
         return None
     if request.method != "POST" and pages.wants_html(request):
@@ -129,7 +129,7 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     if refused is not None:
         return refused
     session = await current_session(request)
-    ticket = codec.ticket_from(request.cookies)
+    ticket = codec.ticket_from(request)
     if session is not None and request.query.get("everywhere") == "1":
         await end_other_sessions(request, session.identity.sub)
     if ticket is not None:

@@ -14,7 +14,7 @@ async def current_session(request: web.Request) -> Session | None:
     if SESSION in request:
         return request[SESSION]
     session = None
-    ticket = request.app[COOKIES].ticket_from(request.cookies)
+    ticket = request.app[COOKIES].ticket_from(request)
     if ticket is not None:
         store = request.app[STORE]
         session = await store.load(ticket)
@@ -28,4 +28,4 @@ async def current_session(request: web.Request) -> Session | None:
 
 def current_ticket(request: web.Request) -> Ticket | None:
     """The ticket in the request's cookie (signed by us), whether or not its session still lives."""
-    return request.app[COOKIES].ticket_from(request.cookies)
+    return request.app[COOKIES].ticket_from(request)

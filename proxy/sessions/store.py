@@ -119,6 +119,8 @@ class SessionStore:
     async def touch(self, ticket: Ticket, session: Session) -> None:
         """A request used the session: slide the idle timeout (the session lives ``idle_timeout``
         more, never past its end) and note when it was last seen (at most once a minute)."""
+        if self._idle is None and not self._record_keys:
+            return
         now = self._clock()
         ttl = session.ttl(now, self._idle)
         if self._idle is not None:

@@ -56,11 +56,43 @@ def test_values_differ_per_ticket(codec: CookieCodec) -> None:
     assert codec.encode(Ticket.new()) != codec.encode(Ticket.new())
 
 
-def test_ticket_from_cookies(codec: CookieCodec) -> None:
+def _request(cookie: str | None) -> web.Request:
+    return make_mocked_request("GET", "/", headers={"Cookie": cookie} if cookie is not None else {})
+
+
+def test_ticket_from_request(codec: CookieCodec) -> None:
     ticket = Ticket.new()
 
-    assert codec.ticket_from({"__Host-_auth_proxy": codec.encode(ticket), "other": "x"}) == ticket
-    assert codec.ticket_from({"other": "x"}) is None
+    assert codec.ticket_from(_request(f"__Host-_auth_proxy={codec.encode(ticket)}; other=x")) == ticket
+    assert codec.ticket_from(_request("other=x")) is None
+    assert codec.ticket_from(_request(None)) is None
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "__Host-_auth_proxy=V",
+        "a=1; __Host-_auth_proxy=V; b=2",
+        "a=1;__Host-_auth_proxy=V;b=2",
+        "  __Host-_auth_proxy =  V  ",
+        "__Host-_auth_proxy=",
+        "__Host-_auth_proxy",
+        "x__Host-_auth_proxy=V",
+        "__Host-_auth_proxyx=V",
+        "_auth_proxy=V",
+        "__Host-_auth_proxy=V; __Host-_auth_proxy=W",
+        '__Host-_auth_proxy="V"',
+        '__Host-_auth_proxy= "V"',
+        "__Host-_auth_proxy=V=W",
+        "a=b=c; __Host-_auth_proxy=V",
+        ";;; __Host-_auth_proxy=V ;;;",
+        "",
+    ],
+)
+def test_the_fast_cookie_lookup_agrees_with_aiohttps_parse(codec: CookieCodec, header: str) -> None:
+    request = _request(header)
+
+    assert codec.value_in(request) == request.cookies.get("__Host-_auth_proxy")
 
 
 def test_other_secret_is_refused(codec: CookieCodec) -> None:
