@@ -125,7 +125,7 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, *, backend: BackendFactory = default_backend) -> web.Application:
     prefix = settings.server.proxy_prefix
-    app = web.Application(middlewares=[front])
+    app = web.Application()
     app[SETTINGS] = settings
     app[METRICS] = Metrics.for_process(prefix)
     app[COOKIES] = CookieCodec(settings.cookie, settings.session.lifetime, login_path=prefix)
@@ -145,21 +145,21 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
     app.cleanup_ctx.append(flush_ctx)
 
     r = app.router
-    r.add_get(f"{prefix}/start", auth.start)
-    r.add_get(f"{prefix}/sign_in", auth.sign_in)
-    r.add_get(f"{prefix}/callback", auth.callback)
-    r.add_route("GET", f"{prefix}/sign_out", logout.sign_out)
-    r.add_route("POST", f"{prefix}/sign_out", logout.sign_out)
-    r.add_get(f"{prefix}/signed_out", logout.signed_out)
-    r.add_get(f"{prefix}/userinfo", probe.userinfo)
-    r.add_get(f"{prefix}/sessions", sessions.list_sessions)
-    r.add_post(f"{prefix}/sessions/end", sessions.end_one)
-    r.add_route("*", f"{prefix}/auth", auth_request.auth_check)
-    r.add_post(f"{prefix}/backchannel_logout", backchannel.backchannel_logout)
-    r.add_get(f"{prefix}/frontchannel_logout", backchannel.frontchannel_logout)
-    r.add_get("/ping", probe.ping)
-    r.add_get("/ready", probe.ready)
+    r.add_get(f"{prefix}/start", front(auth.start, "login"))
+    r.add_get(f"{prefix}/sign_in", front(auth.sign_in, "login"))
+    r.add_get(f"{prefix}/callback", front(auth.callback, "callback"))
+    r.add_route("GET", f"{prefix}/sign_out", front(logout.sign_out, "sign_out"))
+    r.add_route("POST", f"{prefix}/sign_out", front(logout.sign_out, "sign_out"))
+    r.add_get(f"{prefix}/signed_out", front(logout.signed_out, "sign_out"))
+    r.add_get(f"{prefix}/userinfo", front(probe.userinfo, "other"))
+    r.add_get(f"{prefix}/sessions", front(sessions.list_sessions, "other"))
+    r.add_post(f"{prefix}/sessions/end", front(sessions.end_one, "other"))
+    r.add_route("*", f"{prefix}/auth", front(auth_request.auth_check, "auth_request"))
+    r.add_post(f"{prefix}/backchannel_logout", front(backchannel.backchannel_logout, "backchannel"))
+    r.add_get(f"{prefix}/frontchannel_logout", front(backchannel.frontchannel_logout, "backchannel"))
+    r.add_get("/ping", front(probe.ping, "probe"))
+    r.add_get("/ready", front(probe.ready, "probe"))
     if settings.server.metrics_listen is None:
-        r.add_get("/metrics", expose)
-    r.add_route("*", "/{tail:.*}", proxy_handler.proxy)
+        r.add_get("/metrics", front(expose, "probe"))
+    r.add_route("*", "/{tail:.*}", front(proxy_handler.proxy))
     return app

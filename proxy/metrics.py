@@ -63,19 +63,6 @@ class Metrics:
             # the values come from every worker's files
             MultiProcessCollector(self.registry, multiprocess_dir)  # type: ignore[no-untyped-call]
             own = None
-        self._routes: dict[str, RouteClass] = {
-            f"{proxy_prefix}/start": "login",
-            f"{proxy_prefix}/sign_in": "login",
-            f"{proxy_prefix}/callback": "callback",
-            f"{proxy_prefix}/sign_out": "sign_out",
-            f"{proxy_prefix}/signed_out": "sign_out",
-            f"{proxy_prefix}/auth": "auth_request",
-            f"{proxy_prefix}/backchannel_logout": "backchannel",
-            f"{proxy_prefix}/frontchannel_logout": "backchannel",
-            "/ping": "probe",
-            "/ready": "probe",
-            "/metrics": "probe",
-        }
         self._prefix = proxy_prefix
         self._pending_requests: dict[tuple[RouteClass, int], int] = {}
         self._pending_seconds: dict[RouteClass, list[float]] = {}
@@ -131,12 +118,8 @@ class Metrics:
         return cls(proxy_prefix, os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None)
 
     def route_of(self, request: web.Request) -> RouteClass:
-        resource = request.match_info.route.resource
-        if resource is None:  # no route matched (404/405 from the router)
-            return "other"
-        known = self._routes.get(resource.canonical)
-        if known is not None:
-            return known
+        """The class of a request the catch-all route took (the other routes name theirs when they
+        are added: ``proxy.middlewares.front``)."""
         path = request.path
         if path == self._prefix or path.startswith(self._prefix + "/"):
             return "other"  # the proxy's own namespace: never proxied

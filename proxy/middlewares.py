@@ -1,6 +1,6 @@
-"""The one middleware every request passes (``front``), doing in order what used to be four layers
-(each aiohttp middleware layer costs a coroutine and a wrapper per request, about 10% of a session
-check; see bench/README.md):
+"""The front layer every request passes (``front``, wrapped around each route's handler), doing in
+order what used to be four aiohttp middlewares (each layer cost a coroutine and a wrapper per
+request; together about 15% of a session check, see bench/README.md):
 
 1. metrics: count the request by route class and status, and time it (``proxy.metrics``);
 2. a request id: the client's ``X-Request-ID`` if sane, else a new one; it tags every log line and
@@ -22,45 +22,55 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from . import pages
+from .config import ServerConfig
 from .errors import ProviderUnavailable, ProxyError
 from .keys import METRICS, PROVIDER, REQUEST_ID, SETTINGS
 from .limits import OWN_MAX_BODY, header_bytes, refusal
 from .logs import request_id, stamp_request_id
+from .metrics import RouteClass
 
 log = logging.getLogger(__name__)
 
 _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-@web.middleware
-async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    metrics = request.app[METRICS]
-    rid = request.headers.get("X-Request-ID", "")
-    if not _VALID_ID.fullmatch(rid):
-        rid = secrets.token_hex(8)
-    request[REQUEST_ID] = rid
-    token = request_id.set(rid)
-    status = 500
-    try:
-        response = await _answer(request, handler)
-        status = response.status
-        stamp_request_id(request, response)
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        exc.headers["X-Request-ID"] = rid
-        raise
-    except asyncio.CancelledError:
-        status = 499  # the client went away (or shutdown's grace ran out), as nginx counts it
-        raise
-    finally:
-        request_id.reset(token)
-        metrics.answered(metrics.route_of(request), status, time.perf_counter() - started)
+def front(handler: Handler, route: RouteClass | None = None) -> Handler:
+    """``handler`` behind the front layer, its requests counted as ``route`` (``None``: the
+    catch-all, whose requests are ``proxy`` or ``other``). Applied to each route when it is added,
+    rather than as an aiohttp middleware: the same requests pass it (the catch-all route takes every
+    path and method), without aiohttp's per-request middleware chain."""
+
+    async def fronted(request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        app = request.app
+        metrics = app[METRICS]
+        rid = request.headers.get("X-Request-ID", "")
+        if not _VALID_ID.fullmatch(rid):
+            rid = secrets.token_hex(8)
+        request[REQUEST_ID] = rid
+        token = request_id.set(rid)
+        status = 500
+        try:
+            response = await _answer(request, handler, app[SETTINGS].server)
+            status = response.status
+            stamp_request_id(request, response)
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            exc.headers["X-Request-ID"] = rid
+            raise
+        except asyncio.CancelledError:
+            status = 499  # the client went away (or shutdown's grace ran out), as nginx counts it
+            raise
+        finally:
+            request_id.reset(token)
+            seconds = time.perf_counter() - started
+            metrics.answered(route or metrics.route_of(request), status, seconds)
+
+    return fronted
 
 
-async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
-    server = request.app[SETTINGS].server
+async def _answer(request: web.Request, handler: Handler, server: ServerConfig) -> web.StreamResponse:
     size = header_bytes(request)
     if size > server.max_header_bytes:
         log.warning("request headers too large", extra={"event": "refused", "status": 431, "bytes": size})

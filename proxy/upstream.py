@@ -11,8 +11,9 @@ import asyncio
 import functools
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from urllib.parse import unquote
 
 import aiohttp
@@ -150,18 +151,24 @@ def groups_value(groups: tuple[str, ...], max_bytes: int | None) -> tuple[str, b
     return ",".join(kept), True
 
 
-def identity_headers(identity: Identity, max_groups_bytes: int | None = 2048) -> dict[str, str]:
-    out = {"X-Forwarded-User": _clean(identity.user)}
+@functools.lru_cache(maxsize=4096)
+def identity_headers(
+    identity: Identity, max_groups_bytes: int | None = 2048, prefix: str = "X-Forwarded-"
+) -> Mapping[str, str]:
+    """The identity headers: ``X-Forwarded-*`` to upstreams, ``X-Auth-Request-*`` in ``/oauth/auth``'s
+    answer; control characters dropped, groups cut to ``max_groups_bytes``. Memoised (read-only):
+    the same user's headers go out with each of their requests."""
+    out = {f"{prefix}User": _clean(identity.user)}
     if identity.email:
-        out["X-Forwarded-Email"] = _clean(identity.email)
+        out[f"{prefix}Email"] = _clean(identity.email)
     if identity.preferred_username:
-        out["X-Forwarded-Preferred-Username"] = _clean(identity.preferred_username)
+        out[f"{prefix}Preferred-Username"] = _clean(identity.preferred_username)
     if identity.groups:
         value, truncated = groups_value(identity.groups, max_groups_bytes)
-        out["X-Forwarded-Groups"] = value
+        out[f"{prefix}Groups"] = value
         if truncated:
-            out["X-Forwarded-Groups-Truncated"] = "true"
-    return out
+            out[f"{prefix}Groups-Truncated"] = "true"
+    return MappingProxyType(out)
 
 
 def upstream_request_headers(

@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .. import pages
-from ..authz import Rules
+from ..authz import Rules, first_denial
 from ..keys import RULES, SETTINGS
 from ..redirects import safe_redirect
-from ..upstream import groups_value
+from ..upstream import identity_headers
 from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, skip_auth
 from .context import own_origin, start_url
 
@@ -56,10 +56,12 @@ def original_path(request: web.Request) -> str | None:
 
 
 async def auth_check(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
     headers = {**pages.NO_STORE}
-    path = original_path(request)
-    if path is not None and skip_auth(request, original_method(request), path):
-        return web.Response(status=202, headers=headers)
+    if settings.authorization.skip_routes or settings.authorization.skip_auth_preflight:
+        path = original_path(request)
+        if path is not None and skip_auth(request, original_method(request), path):
+            return web.Response(status=202, headers=headers)
     try:
         who = await principal(request)
     except BearerRejected:
@@ -80,26 +82,22 @@ async def auth_check(request: web.Request) -> web.StreamResponse:
             return web.Response(status=302, headers={**headers, "Location": location})
         return web.Response(status=401, headers=headers)
     identity = who.identity
-    settings = request.app[SETTINGS]
-    query = request.query
-    narrowing = Rules.parse(
-        query.get("allowed_groups", ""),
-        query.get("allowed_emails", ""),
-        query.get("allowed_email_domains", ""),
-        query.get("allowed_roles", ""),
-    )
-    if denial(request, who, (request.app[RULES].everywhere, narrowing), path or "?"):
+    rules = request.app[RULES].everywhere
+    if request.query_string:
+        query = request.query
+        narrowing = Rules.parse(
+            query.get("allowed_groups", ""),
+            query.get("allowed_emails", ""),
+            query.get("allowed_email_domains", ""),
+            query.get("allowed_roles", ""),
+        )
+        all_rules: tuple[Rules, ...] = (rules, narrowing)
+    else:
+        all_rules = (rules,)
+    if first_denial(all_rules, identity) is not None:  # the cheap check first; denial() logs
+        denial(request, who, all_rules, original_path(request) or "?")
         return web.Response(status=403, headers=headers)
-    headers["X-Auth-Request-User"] = identity.user
-    if identity.email:
-        headers["X-Auth-Request-Email"] = identity.email
-    if identity.preferred_username:
-        headers["X-Auth-Request-Preferred-Username"] = identity.preferred_username
-    if identity.groups:
-        value, truncated = groups_value(identity.groups, settings.headers.max_groups_bytes)
-        headers["X-Auth-Request-Groups"] = value
-        if truncated:
-            headers["X-Auth-Request-Groups-Truncated"] = "true"
+    headers.update(identity_headers(identity, settings.headers.max_groups_bytes, "X-Auth-Request-"))
     if settings.headers.pass_access_token:
         headers["X-Auth-Request-Access-Token"] = who.access_token
     return web.Response(status=202, headers=headers)

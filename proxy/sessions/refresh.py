@@ -37,12 +37,12 @@ ENDING_ERRORS = frozenset({"invalid_grant", "invalid_client"})
 async def fresh(app: web.Application, ticket: Ticket, session: Session) -> Session | None:
     """``session`` with usable tokens, or ``None`` when the provider has ended it."""
     skew = app[SETTINGS].session.refresh_skew
+    if session.refresh_token is None or not session.needs_refresh(time.time(), skew):
+        return session  # the common case, first
 
     def stale(s: Session) -> bool:
         return s.refresh_token is not None and s.needs_refresh(time.time(), skew)
 
-    if not stale(session):
-        return session
     store = app[STORE]
     deadline = time.monotonic() + LOCK_SECONDS
     while True:

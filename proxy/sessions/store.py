@@ -23,6 +23,7 @@ LOGIN_TTL = 600
 SEEN_EVERY = 60.0
 """A session's last-seen time is written at most this often (per process)."""
 SEEN_MEMORY = 10_000
+_NEVER = float("-inf")
 
 
 def _login_key(state: str) -> str:
@@ -61,7 +62,7 @@ class SessionStore:
         self._record_keys = record_keys or []
         self.invalidation: Invalidation | None = None
         """Set when sessions are cached in memory: every change is published to all processes."""
-        self._seen_written: OrderedDict[str, float] = OrderedDict()
+        self._seen_written: OrderedDict[bytes, float] = OrderedDict()
         """When this process last wrote each session's last-seen time (bounded, oldest dropped)."""
 
     async def create(self, session: Session, *, user_agent: str = "", ip: str = "") -> Ticket:
@@ -119,22 +120,17 @@ class SessionStore:
     async def touch(self, ticket: Ticket, session: Session) -> None:
         """A request used the session: slide the idle timeout (the session lives ``idle_timeout``
         more, never past its end) and note when it was last seen (at most once a minute)."""
-        if self._idle is None and not self._record_keys:
-            return
         now = self._clock()
-        ttl = session.ttl(now, self._idle)
         if self._idle is not None:
-            await self.backend.expire(ticket.key, ttl)
-        if not self._record_keys:
+            await self.backend.expire(ticket.key, session.ttl(now, self._idle))
+        if not self._record_keys or now - self._seen_written.get(ticket.id, _NEVER) < SEEN_EVERY:
             return
-        sid = ticket.id.hex()
-        if now - self._seen_written.get(sid, float("-inf")) < SEEN_EVERY:
-            return
-        self._seen_written[sid] = now
-        self._seen_written.move_to_end(sid)
+        self._seen_written[ticket.id] = now
+        self._seen_written.move_to_end(ticket.id)
         while len(self._seen_written) > SEEN_MEMORY:
             self._seen_written.popitem(last=False)
-        await self.backend.set(seen_key(sid), str(round(now, 1)).encode(), ttl)
+        ttl = session.ttl(now, self._idle)
+        await self.backend.set(seen_key(ticket.id.hex()), str(round(now, 1)).encode(), ttl)
 
     async def try_lock(self, ticket: Ticket, seconds: int) -> bytes | None:
         """Take the session's refresh lock (SET NX EX) across every replica; the token to unlock it."""
