@@ -22,6 +22,7 @@ from .keys import (
     PROVIDER,
     PROVIDER_CLIENT,
     PROVIDER_HTTP,
+    REQUEST_IDS,
     ROUTER,
     RULES,
     SETTINGS,
@@ -30,7 +31,7 @@ from .keys import (
     UPSTREAM_HTTP,
 )
 from .metrics import InstrumentedBackend, Metrics, expose, flush_ctx, listener_ctx, upstream_response_class
-from .middlewares import front
+from .middlewares import RequestIds, front
 from .oidc.client import Client
 from .oidc.discovery import Provider
 from .pages import TemplateError, Templates
@@ -128,6 +129,7 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
     app = web.Application()
     app[SETTINGS] = settings
     app[METRICS] = Metrics.for_process(prefix)
+    app[REQUEST_IDS] = RequestIds()
     app[COOKIES] = CookieCodec(settings.cookie, settings.session.lifetime, login_path=prefix)
     app[PROVIDER_CLIENT] = Client(
         settings.provider.client_id, settings.provider.secret, tuple(settings.provider.scopes)

@@ -22,6 +22,7 @@ the offending line: for an oversized ``Cookie`` header, that is the session cook
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -45,7 +46,8 @@ def parser_options(server: ServerConfig) -> dict[str, Any]:
 
 def header_bytes(request: web.BaseRequest) -> int:
     """The size of the request's header fields as sent: ``name: value`` and CRLF for each."""
-    return sum(len(name) + len(value) + 4 for name, value in request.raw_headers)
+    raw = request.raw_headers
+    return sum(map(len, itertools.chain.from_iterable(raw))) + 4 * len(raw)  # no bytecode per field
 
 
 def refusal(request: web.BaseRequest, status: int) -> web.Response:

@@ -101,3 +101,12 @@ def test_static_fields_are_on_every_line() -> None:
     record = logging.LogRecord("proxy.x", logging.INFO, __file__, 1, "hello %s", ("there",), None)
     line = json.loads(JsonFormatter({"worker": 2}).format(record))
     assert line["msg"] == "hello there" and line["worker"] == 2 and line["level"] == "info"
+
+
+def test_new_request_ids_are_distinct_within_and_across_processes() -> None:
+    from proxy.middlewares import RequestIds
+
+    one, other = RequestIds(), RequestIds()  # two processes (or replicas) each make their own
+    ids = [one.new() for _ in range(1000)] + [other.new() for _ in range(1000)]
+    assert len(set(ids)) == 2000
+    assert all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
