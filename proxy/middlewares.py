@@ -32,6 +32,8 @@ from .metrics import RouteClass
 
 log = logging.getLogger(__name__)
 
+CLIENT_GONE = 499
+"""The status requests are counted and logged with when the client left first (nginx's)."""
 _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -74,7 +76,7 @@ def front(handler: Handler, route: RouteClass | None = None) -> Handler:
             exc.headers["X-Request-ID"] = rid
             raise
         except asyncio.CancelledError:
-            status = 499  # the client went away (or shutdown's grace ran out), as nginx counts it
+            status = CLIENT_GONE  # the client went away (or shutdown's grace ran out)
             raise
         finally:
             request_id.reset(token)
@@ -112,6 +114,11 @@ async def _answer(request: web.Request, handler: Handler, server: ServerConfig) 
         if isinstance(exc, ProviderUnavailable):
             request.app[PROVIDER].suspect()
         return pages.error(request, exc.status, exc.title, exc.user_message, retry_url=request.path_qs)
+    except ConnectionResetError:
+        # The client went away while we answered (aiohttp: "Cannot write to closing transport").
+        # Nothing can be sent; counted and logged as nginx does, without a traceback.
+        log.info("client closed the connection", extra={"event": "client_gone", "status": CLIENT_GONE})
+        return web.Response(status=CLIENT_GONE)
     except Exception:
         log.exception("unhandled error")
         return pages.error(
