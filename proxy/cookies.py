@@ -68,6 +68,7 @@ class CookieCodec:
         self._mac_keys = tuple(_derive(s, b"auth-proxy cookie mac v1") for s in config.secrets_bytes)
         self._csrf_keys = tuple(_derive(s, b"auth-proxy csrf v1") for s in config.secrets_bytes)
         self._decode_memo = functools.lru_cache(maxsize=_MEMO)(self._decode)
+        self._csrf_memo = functools.lru_cache(maxsize=_MEMO)(self._csrf_first)
         """Per codec (per set of secrets), so a rotation never reuses an old verdict."""
 
     # --- the session ticket ------------------------------------------------------------------
@@ -129,7 +130,11 @@ class CookieCodec:
         return _b64e(hmac.new(key, b"sign-out:" + ticket.id, hashlib.sha256).digest())
 
     def csrf_token(self, ticket: Ticket) -> str:
-        """The token a sign-out POST of this session must carry (43 characters, URL-safe)."""
+        """The token a sign-out POST of this session must carry (43 characters, URL-safe). Goes
+        upstream with every proxied request, so it is memoised like the cookie verdicts."""
+        return self._csrf_memo(ticket)
+
+    def _csrf_first(self, ticket: Ticket) -> str:
         return self._csrf(self._csrf_keys[0], ticket)
 
     def csrf_valid(self, ticket: Ticket, token: str) -> bool:

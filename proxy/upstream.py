@@ -225,6 +225,22 @@ def response_headers(items: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
     return out
 
 
+WHOLE_MAX = 64 * 1024
+"""Answers up to this size (by their Content-Length) are relayed in one piece, larger or unknown
+ones are streamed."""
+
+
+def _whole(request: web.BaseRequest, up: aiohttp.ClientResponse) -> bool:
+    length = up.content_length
+    return (
+        length is not None
+        and length <= WHOLE_MAX
+        and request.method != "HEAD"
+        and up.status >= 200
+        and up.status not in (204, 304)
+    )
+
+
 async def forward_http(
     request: web.Request,
     http: aiohttp.ClientSession,
@@ -260,6 +276,18 @@ async def forward_http(
             for name in ("Cache-Control", "Expires", "Pragma", "ETag", "Last-Modified"):
                 out_headers.popall(name, None)
             out_headers["Cache-Control"] = "no-store"
+        if _whole(request, up):
+            # A small answer of declared length: read it whole and send it with the headers in one
+            # write (streaming it costs two or three, ~20% of a proxied request's CPU), and an
+            # upstream that fails before its last byte can still get a proper 502.
+            try:
+                body = await up.read()
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                log.warning("upstream failed mid-response: %s", type(exc).__name__)
+                return pages.error(request, 502, "The application's answer broke off", "Please try again.")
+            whole = web.Response(status=up.status, reason=up.reason, headers=out_headers, body=body)
+            stamp_request_id(request, whole)
+            return whole
         resp = web.StreamResponse(status=up.status, reason=up.reason, headers=out_headers)
         stamp_request_id(request, resp)
         await resp.prepare(request)

@@ -84,6 +84,38 @@ async def test_large_streamed_response(proxy: RunningProxy, browser: aiohttp.Cli
     assert len(data) == 64 * 65536 and data[:1] == b"\x00" and data[-1:] == bytes([63])
 
 
+@pytest.mark.parametrize("size", [0, 1, 65536, 65537, 300_000])
+async def test_answers_of_declared_length_arrive_whole_either_way(
+    proxy: RunningProxy, browser: aiohttp.ClientSession, size: int
+) -> None:
+    """Up to 64 KiB they are relayed in one piece, above that streamed: the client can't tell."""
+    async with browser.get(proxy.url + f"/sized?size={size}") as r:
+        body = await r.read()
+        assert r.status == 200 and r.headers["Content-Length"] == str(size) and r.headers["ETag"] == '"v1"'
+    assert body == b"s" * size
+    async with browser.head(proxy.url + f"/sized?size={size}") as r:
+        assert r.status == 200 and r.headers["Content-Length"] == str(size)
+        assert await r.read() == b""
+
+
+async def test_a_small_answer_that_breaks_off_is_a_502(
+    proxy: RunningProxy, browser: aiohttp.ClientSession
+) -> None:
+    async with browser.get(proxy.url + "/sized?size=1000&sent=10", headers={"Accept": "text/html"}) as r:
+        assert r.status == 502
+        assert "broke off" in await r.text()
+
+
+async def test_a_large_answer_that_breaks_off_is_cut_for_the_client_too(
+    proxy: RunningProxy, browser: aiohttp.ClientSession
+) -> None:
+    """Too late for a 502 once streaming: the client must see an incomplete answer, never a whole one."""
+    with pytest.raises(aiohttp.ClientPayloadError):
+        async with browser.get(proxy.url + "/sized?size=200000&sent=70000") as r:
+            assert r.status == 200
+            await r.read()
+
+
 async def test_compressed_bodies_pass_untouched(proxy: RunningProxy, browser: aiohttp.ClientSession) -> None:
     async with browser.get(proxy.url + "/gzip", auto_decompress=False) as r:
         raw = await r.read()

@@ -82,6 +82,25 @@ async def cookie(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def sized(request: web.Request) -> web.StreamResponse:
+    """``?size=B&sent=S``: declares ``Content-Length: B``, sends S bytes (default all), then ends the
+    connection: an answer that breaks off when S < B."""
+    size = int(request.query.get("size", "100"))
+    sent = int(request.query.get("sent", str(size)))
+    resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream", "ETag": '"v1"'})
+    resp.content_length = size
+    await resp.prepare(request)
+    if request.method == "HEAD":
+        return resp
+    await resp.write(b"s" * sent)
+    if sent < size:
+        assert request.transport is not None
+        request.transport.close()
+        return resp
+    await resp.write_eof()
+    return resp
+
+
 def make_upstream() -> web.Application:
     app = web.Application()
     app[HOLD] = asyncio.Event()
@@ -91,5 +110,6 @@ def make_upstream() -> web.Application:
     app.router.add_get("/ws", ws)
     app.router.add_get("/gzip", gzipped)
     app.router.add_get("/cookie", cookie)
+    app.router.add_get("/sized", sized)
     app.router.add_route("*", "/{tail:.*}", echo)
     return app
