@@ -79,13 +79,14 @@ def wrk(url: str, seconds: int, connections: int, cookie: str | None) -> dict[st
             "errors": int(non2xx.group(1)) if non2xx else 0}  # fmt: skip
 
 
-async def make_sessions(redis_url: str, n: int) -> str:
+async def make_session_cookies(redis_url: str, n: int) -> list[str]:
+    """Create ``n`` sessions in Redis through the proxy's store; the cookie value of each, in order."""
     settings = load_settings(None, provider={"issuer_url": "http://127.0.0.1:9/x", "client_id": "p",
                              "client_secret": "s"}, cookie={"secret": SECRET})  # fmt: skip
     codec = CookieCodec(settings.cookie, settings.session.lifetime, "/oauth")
     store = SessionStore(RedisBackend.from_url(redis_url))
     now = time.time()
-    cookie = ""
+    cookies = []
     for i in range(n):
         ident = Identity(sub=f"user-{i}", email=f"user{i}@example.test", preferred_username=f"user{i}",
                          groups=("engineering", "staff"))  # fmt: skip
@@ -93,9 +94,14 @@ async def make_sessions(redis_url: str, n: int) -> str:
         ticket = await store.create(
             Session(ident, id_token, "a" * 1200, "r" * 800, f"sid-{i}", now, now + 8 * 3600)
         )
-        cookie = codec.encode(ticket)
+        cookies.append(codec.encode(ticket))
     await store.backend.close()
-    return cookie
+    return cookies
+
+
+async def make_sessions(redis_url: str, n: int) -> str:
+    """Create ``n`` sessions; the cookie value of the last one."""
+    return (await make_session_cookies(redis_url, n))[-1]
 
 
 def main() -> None:

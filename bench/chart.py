@@ -1,0 +1,121 @@
+"""The side-by-side results of bench/run.py as a PNG: requests/s, and p50/p99 latency, per setup.
+
+    .venv/bin/python bench/chart.py [.artifacts/bench/results.json] [-o bench/results.png]
+                                    [--note "2 cores, one run, wrk -t2 -c50"] [--date YYYY-MM-DD]
+
+Generic over the setups in the file (``name -> {rps, p50_ms, p99_ms, errors, ...}``), in their
+order; a setup whose value is missing (null) is left out, a missing number leaves its bar out.
+Needs matplotlib (``pip install -e '.[bench]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_WHEN = 20.0
+"""Latency on a log scale when the largest bar is this many times the smallest."""
+
+
+def number(row: dict[str, Any], key: str) -> float | None:
+    value = row.get(key)
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def load(path: Path) -> dict[str, dict[str, Any]]:
+    data = json.loads(path.read_text())
+    return {name: row for name, row in data.items() if isinstance(row, dict) and row}
+
+
+def draw(results: dict[str, dict[str, Any]], title: str, png: Path) -> None:
+    names = list(results)
+    y = list(range(len(names)))
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(14, 1.6 + 0.75 * len(names)), sharey=True, layout="constrained",
+        gridspec_kw={"width_ratios": [1.15, 1]},
+    )  # fmt: skip
+    fig.suptitle(title, fontsize=13)
+
+    rps = [number(results[n], "rps") for n in names]
+    top = max((r for r in rps if r is not None), default=1.0)
+    left.barh(y, [r or 0 for r in rps], height=0.6, color="#4c72b0")
+    for i, (name, r) in enumerate(zip(names, rps, strict=True)):
+        errors = number(results[name], "errors") or 0
+        label = "n/a" if r is None else f"{r:,.0f}"
+        if errors:
+            label += f"  ({errors:,.0f} errors)"
+        left.text((r or 0) + top * 0.01, i, label, va="center", fontsize=11,
+                  color="#c0392b" if errors else "black")  # fmt: skip
+    left.set_xlim(0, top * 1.3)
+    if top >= 10_000:
+        left.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v else "0"))
+    left.set_title("requests/s (higher is better)", fontsize=12)
+    left.set_yticks(y, names, fontsize=11)
+    left.invert_yaxis()  # the first setup on top
+
+    h = 0.36
+    lat = {k: [number(results[n], k) for n in names] for k in ("p50_ms", "p99_ms")}
+    values = [v for vs in lat.values() for v in vs if v is not None and v > 0]
+    log = bool(values) and max(values) / min(values) >= LOG_WHEN
+    for off, (key, color, label) in zip(
+        (-h / 2, h / 2), (("p50_ms", "#55a868", "p50"), ("p99_ms", "#dd8452", "p99")), strict=True
+    ):
+        vals = lat[key]
+        pos = [i + off for i, v in enumerate(vals) if v is not None]
+        shown = [v for v in vals if v is not None]
+        right.barh(pos, shown, height=h, color=color, label=label)
+        for p, v in zip(pos, shown, strict=True):
+            x = v * 1.04 if log else v + max(values) * 0.01
+            right.text(x, p, f"{v:.2f} ms" if v < 10 else f"{v:.1f} ms", va="center", fontsize=10)
+        for i in (i for i, v in enumerate(vals) if v is None):
+            x = min(values) if log and values else 0
+            right.text(x, i + off, f" {label} n/a", va="center", fontsize=10, color="0.4")
+    if log:
+        right.set_xscale("log")
+        right.set_xlim(min(values) / 1.5, max(values) * 4)
+        right.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    elif values:
+        right.set_xlim(0, max(values) * 1.25)
+    right.set_title(f"latency, ms (lower is better{', log scale' if log else ''})", fontsize=12)
+    right.legend(loc="best", fontsize=11)
+    right.tick_params(axis="y", left=False)
+    for ax in (left, right):
+        ax.grid(axis="x", alpha=0.3, which="both" if ax is right and log else "major")
+        ax.set_axisbelow(True)
+        ax.tick_params(axis="x", labelsize=10)
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("results", nargs="?", type=Path, default=ROOT / ".artifacts" / "bench" / "results.json")
+    ap.add_argument("-o", "--output", type=Path, default=ROOT / "bench" / "results.png")
+    ap.add_argument("--note", default=f"{os.cpu_count()} cores, one run, wrk -t2 -c50")
+    ap.add_argument("--date", help="default: the day results.json was written")
+    args = ap.parse_args()
+    results = load(args.results)
+    if not results:
+        raise SystemExit(f"chart: no results in {args.results}")
+    day = args.date or date.fromtimestamp(args.results.stat().st_mtime).isoformat()
+    draw(results, f"auth-proxy benchmark, {day} ({args.note})", args.output)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
