@@ -38,7 +38,7 @@ def number(row: dict[str, Any], key: str) -> float | None:
 
 def load(path: Path) -> dict[str, dict[str, Any]]:
     data = json.loads(path.read_text())
-    return {name: row for name, row in data.items() if isinstance(row, dict) and row}
+    return {name: row for name, row in data.items() if isinstance(row, dict) and "rps" in row}
 
 
 def draw(results: dict[str, dict[str, Any]], title: str, png: Path) -> None:
