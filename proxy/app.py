@@ -30,7 +30,7 @@ from .keys import (
     TEMPLATES,
     UPSTREAM_HTTP,
 )
-from .metrics import InstrumentedBackend, Metrics, expose, flush_ctx, listener_ctx, upstream_response_class
+from .metrics import InstrumentedBackend, Metrics, expose, flush_ctx, listener_ctx
 from .middlewares import RequestIds, front
 from .oidc.client import Client
 from .oidc.discovery import Provider
@@ -117,7 +117,6 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
         cookie_jar=aiohttp.DummyCookieJar(),  # never keep one user's upstream cookies for another
         connector=aiohttp.TCPConnector(limit=1024),
         skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-        response_class=upstream_response_class(app[METRICS]),
     )
     app[UPSTREAM_HTTP] = http
     yield

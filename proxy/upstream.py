@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -23,7 +24,7 @@ from yarl import URL
 
 from . import pages
 from .config import UpstreamConfig
-from .keys import REQUEST_ID
+from .keys import METRICS, REQUEST_ID
 from .limits import CappedBody, refusal
 from .logs import stamp_request_id
 from .sessions.base import Identity
@@ -66,6 +67,11 @@ class Upstream:
     @classmethod
     def from_config(cls, cfg: UpstreamConfig) -> Upstream:
         return cls(cfg.prefix, URL(cfg.url), cfg.timeout, cfg.pass_host_header)
+
+    @functools.cached_property
+    def client_timeout(self) -> aiohttp.ClientTimeout:
+        """Connect within 5 s, then ``timeout`` between reads; no limit on the whole exchange."""
+        return aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=self.timeout)
 
     def matches(self, path: str) -> bool:
         if self.prefix.endswith("/"):
@@ -252,14 +258,38 @@ async def forward_http(
     """``max_body``: a chunked upload is broken off past it (a Content-Length over it never gets here).
     ``no_store``: the answer must not be cached by the browser (signed-in content)."""
     url = upstream.target(request.raw_path)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=upstream.timeout)
     capped = None
     if request.body_exists and max_body is not None and request.content_length is None:
         capped = CappedBody(request.content, max_body)
     data = capped or (request.content if request.body_exists else None)
+    metrics = request.app[METRICS]
+    metrics.upstream_opened()
+    try:
+        return await _relay(request, http, upstream, url, headers, data, capped, max_body, no_store)
+    finally:
+        metrics.upstream_closed()
+
+
+async def _relay(
+    request: web.Request,
+    http: aiohttp.ClientSession,
+    upstream: Upstream,
+    url: URL,
+    headers: CIMultiDict[str],
+    data: object,
+    capped: CappedBody | None,
+    max_body: int | None,
+    no_store: bool,
+) -> web.StreamResponse:
+    started = time.perf_counter()
     try:
         up = await http.request(
-            request.method, url, headers=headers, data=data, allow_redirects=False, timeout=timeout
+            request.method,
+            url,
+            headers=headers,
+            data=data,
+            allow_redirects=False,
+            timeout=upstream.client_timeout,
         )
     except asyncio.TimeoutError:
         log.warning("upstream timed out", extra={"upstream": str(upstream.url)})
@@ -270,6 +300,7 @@ async def forward_http(
             return refusal(request, 413)
         log.warning("upstream unreachable: %s", type(exc).__name__, extra={"upstream": str(upstream.url)})
         return pages.error(request, 502, "The application is unreachable", "Please try again in a moment.")
+    request.app[METRICS].upstream_answered(time.perf_counter() - started)
     try:
         out_headers = response_headers(up.headers.items())
         if no_store:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
 from . import pages
+from .keys import METRICS
 from .logs import stamp_request_id
 from .upstream import Upstream
 
@@ -46,9 +48,21 @@ async def _pump(src: web.WebSocketResponse | aiohttp.ClientWebSocketResponse, ds
 async def forward_ws(
     request: web.Request, http: aiohttp.ClientSession, upstream: Upstream, headers: CIMultiDict[str]
 ) -> web.StreamResponse:
+    metrics = request.app[METRICS]
+    metrics.upstream_opened()  # in use until the WebSocket closes
+    try:
+        return await _relay(request, http, upstream, headers)
+    finally:
+        metrics.upstream_closed()
+
+
+async def _relay(
+    request: web.Request, http: aiohttp.ClientSession, upstream: Upstream, headers: CIMultiDict[str]
+) -> web.StreamResponse:
     url = upstream.target(request.raw_path).with_scheme("wss" if upstream.url.scheme == "https" else "ws")
     protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     up_headers = CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in _WS_OWN)
+    started = time.perf_counter()
     try:
         up_ws = await http.ws_connect(
             url,
@@ -63,6 +77,7 @@ async def forward_ws(
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         log.warning("upstream websocket unreachable: %s", type(exc).__name__)
         return pages.error(request, 502, "The application is unreachable", "Please try again in a moment.")
+    request.app[METRICS].upstream_answered(time.perf_counter() - started)
     async with up_ws:
         down = web.WebSocketResponse(protocols=[up_ws.protocol] if up_ws.protocol else (), autoping=True)
         stamp_request_id(request, down)
