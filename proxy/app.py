@@ -28,6 +28,7 @@ from .keys import (
     SETTINGS,
     STORE,
     TEMPLATES,
+    UPSTREAM_FAST,
     UPSTREAM_HTTP,
 )
 from .metrics import InstrumentedBackend, Metrics, expose, flush_ctx, listener_ctx
@@ -43,6 +44,7 @@ from .sessions.memory_store import MemoryBackend
 from .sessions.redis_store import RedisBackend, pubsub_backend
 from .sessions.store import SessionStore
 from .upstream import Router
+from .upstream_fast import FastPool
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +121,9 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
         skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
     )
     app[UPSTREAM_HTTP] = http
+    app[UPSTREAM_FAST] = fast = FastPool()
     yield
+    fast.close()
     await http.close()
 
 

@@ -12,9 +12,10 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Protocol
 from urllib.parse import unquote
 
 import aiohttp
@@ -28,6 +29,7 @@ from .keys import METRICS, REQUEST_ID
 from .limits import CappedBody, refusal
 from .logs import stamp_request_id
 from .sessions.base import Identity
+from .upstream_fast import FastPool, UpstreamError, request_head
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,9 @@ _FORWARDING = frozenset(
 _CHUNK = 65536
 
 
+CONNECT_TIMEOUT = 5.0
+
+
 @dataclass(frozen=True)
 class Upstream:
     prefix: str
@@ -71,7 +76,7 @@ class Upstream:
     @functools.cached_property
     def client_timeout(self) -> aiohttp.ClientTimeout:
         """Connect within 5 s, then ``timeout`` between reads; no limit on the whole exchange."""
-        return aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=self.timeout)
+        return aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=self.timeout)
 
     def matches(self, path: str) -> bool:
         if self.prefix.endswith("/"):
@@ -236,7 +241,7 @@ WHOLE_MAX = 64 * 1024
 ones are streamed."""
 
 
-def _whole(request: web.BaseRequest, up: aiohttp.ClientResponse) -> bool:
+def _whole(request: web.BaseRequest, up: _Answer) -> bool:
     length = up.content_length
     return (
         length is not None
@@ -254,84 +259,142 @@ async def forward_http(
     headers: CIMultiDict[str],
     max_body: int | None = None,
     no_store: bool = False,
+    fast: FastPool | None = None,
 ) -> web.StreamResponse:
     """``max_body``: a chunked upload is broken off past it (a Content-Length over it never gets here).
-    ``no_store``: the answer must not be cached by the browser (signed-in content)."""
-    url = upstream.target(request.raw_path)
-    capped = None
-    if request.body_exists and max_body is not None and request.content_length is None:
-        capped = CappedBody(request.content, max_body)
-    data = capped or (request.content if request.body_exists else None)
+    ``no_store``: the answer must not be cached by the browser (signed-in content). ``fast``: the
+    lean client for GETs without a body to plain-http upstreams (``proxy.upstream_fast``)."""
     metrics = request.app[METRICS]
     metrics.upstream_opened()
     try:
-        return await _relay(request, http, upstream, url, headers, data, capped, max_body, no_store)
+        started = time.perf_counter()
+        try:
+            up = await _send(request, http, upstream, headers, max_body, fast)
+        except asyncio.TimeoutError:
+            log.warning("upstream timed out", extra={"upstream": str(upstream.url)})
+            return pages.error(request, 504, "The application did not answer in time", "Please try again.")
+        except _BodyCut:
+            log.warning("request body cut at %d bytes", max_body, extra={"event": "refused", "status": 413})
+            return refusal(request, 413)
+        except _BROKEN as exc:
+            log.warning("upstream unreachable: %s", type(exc).__name__, extra={"upstream": str(upstream.url)})
+            return pages.error(
+                request, 502, "The application is unreachable", "Please try again in a moment."
+            )
+        metrics.upstream_answered(time.perf_counter() - started)
+        try:
+            return await _relay(request, up, no_store)
+        finally:
+            up.release()
     finally:
         metrics.upstream_closed()
 
 
-async def _relay(
+_TRY_AGAIN = "Please try again in a moment."
+
+
+class _BodyCut(Exception):
+    """The client's chunked upload went past ``server.max_body_bytes``."""
+
+
+_BROKEN = (aiohttp.ClientError, OSError, UpstreamError)
+
+
+class _Answer(Protocol):
+    @property
+    def status(self) -> int: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def content_length(self) -> int | None: ...
+
+    def header_items(self) -> Iterable[tuple[str, str]]: ...
+    def chunks(self) -> AsyncIterator[bytes]: ...
+    async def read(self) -> bytes: ...
+    def release(self) -> None: ...
+
+
+class _AiohttpAnswer:
+    """aiohttp's ``ClientResponse`` seen as an :class:`_Answer`."""
+
+    def __init__(self, up: aiohttp.ClientResponse) -> None:
+        self._up = up
+        self.status, self.reason, self.content_length = up.status, up.reason, up.content_length
+
+    def header_items(self) -> Iterable[tuple[str, str]]:
+        return self._up.headers.items()
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._up.content.iter_chunked(_CHUNK)
+
+    async def read(self) -> bytes:
+        return await self._up.read()
+
+    def release(self) -> None:
+        self._up.release()
+
+
+async def _send(
     request: web.Request,
     http: aiohttp.ClientSession,
     upstream: Upstream,
-    url: URL,
     headers: CIMultiDict[str],
-    data: object,
-    capped: CappedBody | None,
     max_body: int | None,
-    no_store: bool,
-) -> web.StreamResponse:
-    started = time.perf_counter()
+    fast: FastPool | None,
+) -> _Answer:
+    url = upstream.target(request.raw_path)
+    if fast is not None and request.method == "GET" and not request.body_exists and url.scheme == "http":
+        host = url.raw_host or ""
+        authority = f"{host}:{url.port}" if url.explicit_port else host
+        head = request_head("GET", url.raw_path_qs, authority, headers.items())
+        return await fast.get(
+            host, url.port or 80, head, connect_timeout=CONNECT_TIMEOUT, read_timeout=upstream.timeout
+        )
+    capped = None
+    if request.body_exists and max_body is not None and request.content_length is None:
+        capped = CappedBody(request.content, max_body)
+    data = capped or (request.content if request.body_exists else None)
     try:
         up = await http.request(
-            request.method,
-            url,
-            headers=headers,
-            data=data,
-            allow_redirects=False,
+            request.method, url, headers=headers, data=data, allow_redirects=False,
             timeout=upstream.client_timeout,
-        )
-    except asyncio.TimeoutError:
-        log.warning("upstream timed out", extra={"upstream": str(upstream.url)})
-        return pages.error(request, 504, "The application did not answer in time", "Please try again.")
-    except (aiohttp.ClientError, OSError) as exc:
+        )  # fmt: skip
+    except (aiohttp.ClientError, OSError):
         if capped is not None and capped.cut:
-            log.warning("request body cut at %d bytes", max_body, extra={"event": "refused", "status": 413})
-            return refusal(request, 413)
-        log.warning("upstream unreachable: %s", type(exc).__name__, extra={"upstream": str(upstream.url)})
-        return pages.error(request, 502, "The application is unreachable", "Please try again in a moment.")
-    request.app[METRICS].upstream_answered(time.perf_counter() - started)
-    try:
-        out_headers = response_headers(up.headers.items())
-        if no_store:
-            for name in ("Cache-Control", "Expires", "Pragma", "ETag", "Last-Modified"):
-                out_headers.popall(name, None)
-            out_headers["Cache-Control"] = "no-store"
-        if _whole(request, up):
-            # A small answer of declared length: read it whole and send it with the headers in one
-            # write (streaming it costs two or three, ~20% of a proxied request's CPU), and an
-            # upstream that fails before its last byte can still get a proper 502.
-            try:
-                body = await up.read()
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                log.warning("upstream failed mid-response: %s", type(exc).__name__)
-                return pages.error(request, 502, "The application's answer broke off", "Please try again.")
-            whole = web.Response(status=up.status, reason=up.reason, headers=out_headers, body=body)
-            stamp_request_id(request, whole)
-            return whole
-        resp = web.StreamResponse(status=up.status, reason=up.reason, headers=out_headers)
-        stamp_request_id(request, resp)
-        await resp.prepare(request)
+            raise _BodyCut() from None
+        raise
+    return _AiohttpAnswer(up)
+
+
+async def _relay(request: web.Request, up: _Answer, no_store: bool) -> web.StreamResponse:
+    out_headers = response_headers(up.header_items())
+    if no_store:
+        for name in ("Cache-Control", "Expires", "Pragma", "ETag", "Last-Modified"):
+            out_headers.popall(name, None)
+        out_headers["Cache-Control"] = "no-store"
+    if _whole(request, up):
+        # A small answer of declared length: read it whole and send it with the headers in one
+        # write (streaming it costs two or three, ~20% of a proxied request's CPU), and an
+        # upstream that fails before its last byte can still get a proper 502.
         try:
-            async for chunk in up.content.iter_chunked(_CHUNK):
-                await resp.write(chunk)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            # Too late for a 502: cut the connection so the client sees an incomplete response.
+            body = await up.read()
+        except (*_BROKEN, asyncio.TimeoutError) as exc:
             log.warning("upstream failed mid-response: %s", type(exc).__name__)
-            if request.transport is not None:
-                request.transport.close()
-            return resp
-        await resp.write_eof()
+            return pages.error(request, 502, "The application's answer broke off", "Please try again.")
+        whole = web.Response(status=up.status, reason=up.reason, headers=out_headers, body=body)
+        stamp_request_id(request, whole)
+        return whole
+    resp = web.StreamResponse(status=up.status, reason=up.reason, headers=out_headers)
+    stamp_request_id(request, resp)
+    await resp.prepare(request)
+    try:
+        async for chunk in up.chunks():
+            await resp.write(chunk)
+    except (*_BROKEN, asyncio.TimeoutError) as exc:
+        # Too late for a 502: cut the connection so the client sees an incomplete response.
+        log.warning("upstream failed mid-response: %s", type(exc).__name__)
+        if request.transport is not None:
+            request.transport.close()
         return resp
-    finally:
-        up.release()
+    await resp.write_eof()
+    return resp
