@@ -144,7 +144,7 @@ def _clean(value: str) -> str:
     return _CONTROL.sub("", value)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=16_384)
 def groups_value(groups: tuple[str, ...], max_bytes: int | None) -> tuple[str, bool]:
     """The comma-separated groups, cut to the whole names that fit in ``max_bytes``; and whether
     anything was cut. Memoised: the same user's groups go out with each of their requests."""
@@ -162,7 +162,7 @@ def groups_value(groups: tuple[str, ...], max_bytes: int | None) -> tuple[str, b
     return ",".join(kept), True
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=16_384)
 def identity_headers(
     identity: Identity, max_groups_bytes: int | None = 2048, prefix: str = "X-Forwarded-"
 ) -> Mapping[str, str]:
