@@ -51,16 +51,20 @@ def draw(results: dict[str, dict[str, Any]], title: str, png: Path) -> None:
     fig.suptitle(title, fontsize=13)
 
     rps = [number(results[n], "rps") for n in names]
-    top = max((r for r in rps if r is not None), default=1.0)
-    left.barh(y, [r or 0 for r in rps], height=0.6, color="#4c72b0")
+    finite = sorted((r for r in rps if r is not None), reverse=True)
+    top = finite[0] if finite else 1.0
+    if len(finite) > 1 and finite[0] > 5 * finite[1]:
+        top = finite[1]  # a far larger ceiling (the upstream direct) is drawn cut off, its number written
+    cap = top * 1.25
+    left.barh(y, [min(r or 0, cap) for r in rps], height=0.6, color="#4c72b0")
     for i, (name, r) in enumerate(zip(names, rps, strict=True)):
         errors = number(results[name], "errors") or 0
-        label = "n/a" if r is None else f"{r:,.0f}"
+        label = "n/a" if r is None else f"{r:,.0f}" + ("  (axis cut)" if r > cap else "")
         if errors:
             label += f"  ({errors:,.0f} errors)"
-        left.text((r or 0) + top * 0.01, i, label, va="center", fontsize=11,
+        left.text(min(r or 0, cap) + top * 0.01, i, label, va="center", fontsize=11,
                   color="#c0392b" if errors else "black")  # fmt: skip
-    left.set_xlim(0, top * 1.3)
+    left.set_xlim(0, top * 1.6)
     if top >= 10_000:
         left.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v else "0"))
     left.set_title("requests/s (higher is better)", fontsize=12)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import json
 import math
 import os
 import re
@@ -37,43 +36,18 @@ from pathlib import Path
 
 from run import (
     ROOT,
-    SECRET,
+    ROTATE_LUA,
     UPSTREAM_CONF,
     cpu_seconds,
     free_port,
     make_session_cookies,
+    proxy_config,
     redis_server,
     wait_port,
 )
 
 OUT = ROOT / ".artifacts" / "bench"
-ROTATE_LUA = """
--- each wrk thread: the next cookie of the file, round robin, on every request
-local cookies, n, i = {}, 0, 0
-function init(args)
-  for line in io.lines(args[1]) do
-    if #line > 0 then n = n + 1; cookies[n] = line end
-  end
-  assert(n > 0, "no cookies in " .. args[1])
-end
-function request()
-  i = i % n + 1
-  return wrk.format(nil, nil, {["Cookie"] = "_auth_proxy=" .. cookies[i]})
-end
-"""
-
 Sample = dict[str, float]  # "t" (elapsed s), "rss:<process>" (MB), "cpu:<process>" (s); NaN once gone
-
-
-def proxy_config(proxy_port: int, up_port: int, redis_url: str) -> str:
-    return json.dumps({
-        "server": {"listen": f"127.0.0.1:{proxy_port}", "trust_forwarded_headers": True},
-        "provider": {"issuer_url": f"http://127.0.0.1:{free_port()}/realms/x", "client_id": "p",
-                     "client_secret": "s"},
-        "cookie": {"secret": SECRET, "secure": False},
-        "session": {"store": "redis", "redis_url": redis_url},
-        "upstreams": [{"prefix": "/", "url": f"http://127.0.0.1:{up_port}"}],
-    })  # fmt: skip
 
 
 def rss_mb(pid: int) -> float:
@@ -248,7 +222,9 @@ def main() -> None:
             started.append(
                 subprocess.Popen([nginx, "-c", str(work / "up.conf"), "-p", str(work), "-g", "daemon off;"])
             )
-            (work / "proxy.yaml").write_text(proxy_config(proxy_port, up_port, redis.url))
+            (work / "proxy.yaml").write_text(
+                proxy_config(proxy_port, up_port, redis.url, f"http://127.0.0.1:{free_port()}/realms/x")
+            )
             cmd = [sys.executable, "-m", "proxy", "--config", str(work / "proxy.yaml"),
                    "--log-level", "ERROR", "--workers", str(args.workers)]  # fmt: skip
             with (work / "proxy.log").open("wb") as log:
@@ -259,7 +235,7 @@ def main() -> None:
             procs = proxy_processes(proxy, args.workers)
             print(f"soak: proxy processes {procs}; creating {args.sessions} sessions", file=sys.stderr)
             cookies = asyncio.run(make_session_cookies(redis.url, args.sessions))
-            (work / "cookies.txt").write_text("\n".join(cookies) + "\n")
+            (work / "cookies.txt").write_text("".join(f"_auth_proxy={c}\n" for c in cookies))
             (work / "rotate.lua").write_text(ROTATE_LUA)
             wrk_cmd = ["wrk", "-t2", f"-c{args.connections}", f"-d{seconds}s", "--latency",
                        "-s", str(work / "rotate.lua"), f"http://127.0.0.1:{proxy_port}/",

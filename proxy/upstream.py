@@ -29,7 +29,7 @@ from .keys import METRICS, REQUEST_ID
 from .limits import CappedBody, refusal
 from .logs import stamp_request_id
 from .sessions.base import Identity
-from .upstream_fast import FastPool, UpstreamError, request_head
+from .upstream_fast import FastPool, UpstreamError, plain_target, request_head
 
 log = logging.getLogger(__name__)
 
@@ -343,10 +343,17 @@ async def _send(
     fast: FastPool | None,
 ) -> _Answer:
     url = upstream.target(request.raw_path)
-    if fast is not None and request.method == "GET" and not request.body_exists and url.scheme == "http":
+    target = url.raw_path_qs
+    if (
+        fast is not None
+        and request.method == "GET"
+        and not request.body_exists
+        and url.scheme == "http"
+        and plain_target(target)
+    ):
         host = url.raw_host or ""
         authority = f"{host}:{url.port}" if url.explicit_port else host
-        head = request_head("GET", url.raw_path_qs, authority, headers.items())
+        head = request_head("GET", target, authority, headers.items())
         return await fast.get(
             host, url.port or 80, head, connect_timeout=CONNECT_TIMEOUT, read_timeout=upstream.timeout
         )

@@ -23,6 +23,7 @@ Node.js; the MagicStack package uvicorn uses).
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from typing import cast
@@ -277,8 +278,21 @@ class FastPool:
         self._idle.clear()
 
 
+_TARGET = re.compile(r"/[\x21-\x7e]*")
+
+
+def plain_target(target: str) -> bool:
+    """An origin-form target of printable ASCII (what this client sends; anything else, such as
+    raw UTF-8 a lax client put in its path, is left to aiohttp's client)."""
+    return _TARGET.fullmatch(target) is not None
+
+
 def request_head(method: str, target: str, host: str, headers: Iterable[tuple[str, str]]) -> bytes:
-    """The request line and headers (``Host`` added unless given), UTF-8 as aiohttp sends them."""
+    """The request line and headers (``Host`` added unless given), UTF-8 as aiohttp sends them.
+    Raises :class:`UpstreamError` rather than send a target that isn't :func:`plain_target` or a
+    header with a line break (request smuggling), as aiohttp's client refuses them."""
+    if not plain_target(target):
+        raise UpstreamError("refusing to send a request target with spaces or control characters")
     lines = [f"{method} {target} HTTP/1.1"]
     has_host = False
     for name, value in headers:
@@ -287,4 +301,8 @@ def request_head(method: str, target: str, host: str, headers: Iterable[tuple[st
         lines.append(f"{name}: {value}")
     if not has_host:
         lines.insert(1, f"Host: {host}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+    text = "\r\n".join(lines)
+    breaks = len(lines) - 1  # exactly the separators: a CR, LF or NUL in a name or value shows up here
+    if text.count("\r") != breaks or text.count("\n") != breaks or "\x00" in text:
+        raise UpstreamError("refusing to send a header with a line break")
+    return (text + "\r\n\r\n").encode()

@@ -229,3 +229,20 @@ def test_the_request_head_keeps_a_given_host_and_is_utf8() -> None:
     head = request_head("GET", "/p?q=1", "up:8080", [("Host", "app.example"), ("X-Forwarded-User", "José")])
     assert head == "GET /p?q=1 HTTP/1.1\r\nHost: app.example\r\nX-Forwarded-User: José\r\n\r\n".encode()
     assert request_head("GET", "/", "up:8080", []) == b"GET / HTTP/1.1\r\nHost: up:8080\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("target", "headers"),
+    [
+        ("/a b", []),
+        ("/a\r\nX-Evil: 1", []),
+        ("no-slash", []),
+        ("/", [("X-A", "1\r\nX-Evil: 2")]),
+        ("/", [("X-A", "1\nX-Evil: 2")]),
+        ("/", [("X-A\r\nX-Evil", "2")]),
+        ("/", [("X-A", "nul\x00")]),
+    ],
+)
+def test_nothing_that_could_smuggle_a_request_is_sent(target: str, headers: list[tuple[str, str]]) -> None:
+    with pytest.raises(UpstreamError):
+        request_head("GET", target, "up", headers)
