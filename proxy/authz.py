@@ -20,6 +20,7 @@ from .sessions.base import Identity
 
 if TYPE_CHECKING:
     from .config import AuthorizationConfig, UpstreamConfig
+    from .paths import SkipRoute
 
 
 def _set(values: Iterable[str], lower: bool = False) -> frozenset[str]:
@@ -114,10 +115,23 @@ class RuleBook:
     everywhere: Rules
     """The global rules (``/oauth/auth`` and paths no upstream claims)."""
     by_prefix: Mapping[str, Rules]
+    public: tuple[SkipRoute, ...] = ()
+    """``skip_auth_routes``, compiled (read per request: a plain attribute, not pydantic's)."""
+    public_preflight: bool = False
+    """``skip_auth_preflight``."""
 
     @classmethod
     def of(cls, cfg: AuthorizationConfig, upstreams: Sequence[UpstreamConfig]) -> RuleBook:
-        return cls(global_rules(cfg), {u.prefix: upstream_rules(cfg, u) for u in upstreams})
+        return cls(
+            global_rules(cfg),
+            {u.prefix: upstream_rules(cfg, u) for u in upstreams},
+            cfg.skip_routes,
+            cfg.skip_auth_preflight,
+        )
+
+    @property
+    def has_public_routes(self) -> bool:
+        return bool(self.public) or self.public_preflight
 
     def for_prefix(self, prefix: str) -> Rules:
         return self.by_prefix.get(prefix, self.everywhere)

@@ -18,7 +18,7 @@ from aiohttp import web
 from .. import pages
 from ..authz import Rules, first_denial
 from ..errors import TokenInvalid
-from ..keys import PROVIDER, SETTINGS
+from ..keys import PROVIDER, RULES, SETTINGS
 from ..oidc.bearer import bearer_token, identity_from, verify_access_token
 from ..paths import skips_auth
 from ..sessions.base import Identity, Session
@@ -46,10 +46,12 @@ class BearerRejected(Exception):
 
 
 def skip_auth(request: web.Request, method: str, raw_path: str) -> bool:
-    cfg = request.app[SETTINGS].authorization
+    book = request.app[RULES]
+    if not book.has_public_routes:
+        return False
     return skips_auth(
-        cfg.skip_routes,
-        preflight=cfg.skip_auth_preflight,
+        book.public,
+        preflight=book.public_preflight,
         method=method,
         raw_path=raw_path,
         cors_preflight="Access-Control-Request-Method" in request.headers,
