@@ -11,6 +11,7 @@ Against the same upstream (nginx answering a small static body), with wrk, warm-
   4. / 5. the same two with two worker processes each
   6. nginx auth_request -> this proxy's /oauth/auth -> the upstream (deploy/nginx/auth-proxy.conf)
   7. /oauth/auth alone, one process (the proxy's part of 6)
+  8. the same with one session's cookie repeated (what rotating over thousands of sessions costs)
 
 Every session is made by a scripted login through the real Keycloak (scripts/keycloak.sh starts one
 unless KEYCLOAK_URL names one): ``--sessions`` of them for the proxy and as many for Apache, each in a
@@ -374,7 +375,8 @@ def main() -> None:
             cookies = asyncio.run(sign_in_all())
             for name, values in cookies.items():
                 (work / f"{name}.cookies").write_text("\n".join(values) + "\n")
-            own, peer = work / "proxy.cookies", work / "apache.cookies"
+            own, peer, single = work / "proxy.cookies", work / "apache.cookies", work / "one.cookies"
+            single.write_text(cookies["proxy"][0] + "\n")
             redis_pid, apache_redis_pid, one = redis.proc.pid, apache_redis.proc.pid, proxies[1][0].pid
             runs: list[tuple[str, str, Path | None, int | None, int | None]] = [
                 ("1. upstream direct", f"http://127.0.0.1:{up_port}/", None, None, None),
@@ -391,6 +393,7 @@ def main() -> None:
                 ("6. nginx auth_request -> /oauth/auth", f"http://127.0.0.1:{front_port}/", own, one,
                  redis_pid),
                 ("7. /oauth/auth alone, 1 process", proxies[1][1] + "/oauth/auth", own, one, redis_pid),
+                ("8. the same, one session repeated", proxies[1][1] + "/oauth/auth", single, one, redis_pid),
             ]  # fmt: skip
             for name, url, cookie_file, server_pid, redis_of in runs:
                 print(f"  {name}", flush=True)
