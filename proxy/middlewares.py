@@ -27,7 +27,7 @@ from .config import ServerConfig
 from .errors import ProviderUnavailable, ProxyError
 from .keys import METRICS, PROVIDER, REQUEST_ID, REQUEST_IDS, SETTINGS
 from .limits import OWN_MAX_BODY, header_bytes, refusal
-from .logs import request_id, stamp_request_id
+from .logs import request_id
 from .metrics import RouteClass
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,8 @@ def front(handler: Handler, route: RouteClass | None = None) -> Handler:
         try:
             response = await _answer(request, handler, app[SETTINGS].server)
             status = response.status
-            stamp_request_id(request, response)
+            if not response.prepared:  # streaming handlers stamp it before they prepare
+                response.headers["X-Request-ID"] = rid
             return response
         except web.HTTPException as exc:
             status = exc.status

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from aiohttp import web
 
@@ -29,8 +28,9 @@ log = logging.getLogger(__name__)
 REALM = "auth-proxy"
 
 
-@dataclass(frozen=True)
-class Principal:
+class Principal(NamedTuple):
+    """Who asks (a named tuple: built for every request, and a frozen dataclass costs ~1 us more)."""
+
     identity: Identity
     access_token: str
     via: Literal["session", "bearer"]

@@ -60,16 +60,17 @@ def original_path(request: web.Request) -> str | None:
 
 
 async def auth_check(request: web.Request) -> web.StreamResponse:
-    settings = request.app[SETTINGS]
-    headers = {**pages.NO_STORE}
-    if request.app[RULES].has_public_routes:
+    app = request.app
+    settings, book = app[SETTINGS], app[RULES]
+    if book.has_public_routes:
         path = original_path(request)
         if path is not None and skip_auth(request, original_method(request), path):
-            return web.Response(status=202, headers=headers)
+            return web.Response(status=202, headers=pages.NO_STORE)
     try:
         who = await principal(request)
     except BearerRejected:
         return invalid_token(json_body=False)
+    headers = {**pages.NO_STORE}
     if who is None:
         headers.update(bearer_challenge(request))
         if request.query.get("redirect") == "1" and original_method(request) in ("GET", "HEAD"):
@@ -86,7 +87,7 @@ async def auth_check(request: web.Request) -> web.StreamResponse:
             return web.Response(status=302, headers={**headers, "Location": location})
         return web.Response(status=401, headers=headers)
     identity = who.identity
-    rules = request.app[RULES].everywhere
+    rules = book.everywhere
     if request.query_string:
         query = request.query
         narrowing = Rules.parse(

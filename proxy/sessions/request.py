@@ -14,12 +14,13 @@ async def current_session(request: web.Request) -> Session | None:
     if SESSION in request:
         return request[SESSION]
     session = None
-    ticket = request.app[COOKIES].ticket_from(request)
+    app = request.app
+    ticket = app[COOKIES].ticket_from(request)
     if ticket is not None:
-        store = request.app[STORE]
+        store = app[STORE]
         session = await store.load(ticket)
         if session is not None:
-            session = await fresh(request.app, ticket, session)
+            session = await fresh(app, ticket, session)
         if session is not None:
             await store.touch(ticket, session)
     request[SESSION] = session
