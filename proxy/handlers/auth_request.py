@@ -25,10 +25,10 @@ from aiohttp import web
 
 from .. import pages
 from ..authz import Rules, first_denial
+from ..forward_headers import identity_headers
 from ..keys import RULES, SETTINGS
 from ..redirects import safe_redirect
 from ..sessions.base import Identity
-from ..upstream import identity_headers
 from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, skip_auth
 from .context import own_origin, start_url
 

@@ -10,10 +10,11 @@ from aiohttp import web
 
 from .. import pages
 from ..authz import Rules
+from ..forward_headers import upstream_request_headers
 from ..keys import COOKIES, REQUEST_ID, ROUTER, RULES, SETTINGS, UPSTREAM_FAST, UPSTREAM_HTTP
 from ..paths import canonical_path
 from ..sessions.base import Identity
-from ..upstream import Upstream, forward_http, upstream_request_headers
+from ..upstream import Upstream, forward_http
 from ..upstream_ws import forward_ws, is_websocket
 from .access import BearerRejected, Principal, bearer_challenge, denial, invalid_token, principal, skip_auth
 from .context import CSRF_FIELD, own_origin, prefix, start_url

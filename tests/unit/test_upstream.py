@@ -9,16 +9,15 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from proxy.config import UpstreamConfig
-from proxy.sessions.base import Identity
-from proxy.upstream import (
+from proxy.forward_headers import (
     IDENTITY_HEADERS,
-    Router,
-    Upstream,
     groups_value,
     identity_headers,
     response_headers,
     upstream_request_headers,
 )
+from proxy.sessions.base import Identity
+from proxy.upstream import Router, Upstream
 
 OUR_COOKIES = frozenset({"_auth_proxy", "_auth_proxy_login"})
 ALICE = Identity(sub="sub-1", email="alice@example.com", preferred_username="alice", groups=("dev", "ops"))
