@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urljoin
@@ -28,7 +27,7 @@ from tests.conftest import ProxyFactory
 from tests.support.browser import navigate, new_browser
 from tests.support.fake_provider import FakeProvider
 from tests.support.login import session_cookie, signed_in_browser
-from tests.support.servers import free_port, redis_server
+from tests.support.servers import free_port, redis_server, until
 from tests.test_metrics import scrape, value
 
 JSON = {"Accept": "application/json"}
@@ -37,14 +36,6 @@ JSON = {"Accept": "application/json"}
 async def fetch(browser: aiohttp.ClientSession, url: str, **kwargs: Any) -> tuple[int, str]:
     async with browser.get(url, allow_redirects=False, **kwargs) as r:
         return r.status, await r.text()
-
-
-async def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s")
-        await asyncio.sleep(0.02)
 
 
 async def test_redis_down_fails_closed_and_the_proxy_recovers_with_every_session(

@@ -25,7 +25,7 @@ from aiohttp import web
 from tests.conftest import COOKIE_SECRET, ROOT
 from tests.support.fake_provider import FakeProvider
 from tests.support.login import signed_in_browser
-from tests.support.servers import free_port, wait_port
+from tests.support.servers import free_port, until, wait_port
 from tests.support.upstream_app import HOLD, make_upstream
 from tests.test_metrics import scrape, value
 
@@ -125,14 +125,6 @@ async def all_workers_serve(proxy: Proxy, workers: int) -> None:
 def refuses_connections(url: str) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", int(url.rsplit(":", 1)[1]))) != 0
-
-
-async def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s")
-        await asyncio.sleep(0.02)
 
 
 async def test_sigterm_finishes_the_request_in_flight_then_closes_redis_and_exits(

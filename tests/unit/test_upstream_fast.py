@@ -58,6 +58,17 @@ def keep_serving(up: Upstream, answer: bytes) -> Script:
     return script
 
 
+def answer_once(up: Upstream, answer: bytes) -> Script:
+    """One request answered with ``answer``, then the connection closed."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await up.read_request(reader)
+        writer.write(answer)
+        await writer.drain()
+
+    return script
+
+
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello"
 
 
@@ -84,12 +95,7 @@ async def test_answers_and_keeps_the_connection_alive(upstream: Upstream) -> Non
 
 
 async def test_a_connection_the_upstream_closed_while_idle_is_replaced(upstream: Upstream) -> None:
-    async def one_answer_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await upstream.read_request(reader)
-        writer.write(OK)
-        await writer.drain()
-
-    upstream.script = one_answer_then_close
+    upstream.script = answer_once(upstream, OK)
     pool = FastPool()
     assert await get(pool, upstream) == (200, b"hello")
     await asyncio.sleep(0.05)  # the close has arrived: the idle connection is known dead
@@ -148,24 +154,14 @@ async def test_body_framings(upstream: Upstream, answer: bytes, body: bytes, reu
 
 
 async def test_a_body_delimited_by_the_end_of_the_connection(upstream: Upstream) -> None:
-    async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await upstream.read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
-        await writer.drain()
-
-    upstream.script = until_close
+    upstream.script = answer_once(upstream, b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
     pool = FastPool()
     assert await get(pool, upstream) == (200, b"all of it")
     pool.close()
 
 
 async def test_an_answer_cut_short_is_an_error_not_a_short_body(upstream: Upstream) -> None:
-    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await upstream.read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
-        await writer.drain()
-
-    upstream.script = cut
+    upstream.script = answer_once(upstream, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
     pool = FastPool()
     with pytest.raises(UpstreamError):
         await get(pool, upstream)
