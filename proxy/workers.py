@@ -19,6 +19,7 @@ the workers. The parent only supervises:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -32,7 +33,8 @@ from types import FrameType
 
 from aiohttp import web
 
-from .app import create_app
+from . import dispatch
+from .app import create_app, hot_paths
 from .config import Settings
 from .limits import parser_options, quiet_parser_errors
 from .logs import AccessLogger, setup_logging
@@ -58,7 +60,8 @@ def new_event_loop(choice: str) -> asyncio.AbstractEventLoop:
 
 def serve(settings: Settings, app: web.Application | None = None, *, reuse_port: bool = False) -> None:
     """Run the proxy (``app``, else one made from ``settings``) in this process until SIGTERM/SIGINT,
-    then shut down gracefully."""
+    then shut down gracefully. What ``web.run_app`` does, with ``proxy.dispatch`` installed in front
+    of the application."""
     server = settings.server
     quiet_parser_errors()
     loop = new_event_loop(server.event_loop)
@@ -66,18 +69,44 @@ def serve(settings: Settings, app: web.Application | None = None, *, reuse_port:
         "starting",
         extra={"event": "start", "listen": server.listen, "event_loop": type(loop).__module__.split(".")[0]},
     )
-    web.run_app(
-        app if app is not None else create_app(settings),
-        host=server.host,
-        port=server.port,
+    asyncio.set_event_loop(loop)
+    main = loop.create_task(_run(settings, app if app is not None else create_app(settings), reuse_port))
+    try:
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):  # SIGTERM / SIGINT, raised by the runner's handler
+        pass
+    finally:
+        try:
+            if not main.done():
+                main.cancel()  # its cleanup (the graceful shutdown) runs here
+                with contextlib.suppress(asyncio.CancelledError):
+                    loop.run_until_complete(main)
+        finally:
+            rest = asyncio.all_tasks(loop)
+            for task in rest:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+    log.info("stopped", extra={"event": "stop"})
+
+
+async def _run(settings: Settings, app: web.Application, reuse_port: bool) -> None:
+    server = settings.server
+    runner = web.AppRunner(
+        app,
         access_log_class=AccessLogger,
-        print=None,
         shutdown_timeout=server.shutdown_grace,  # in-flight requests get this long after SIGTERM
-        reuse_port=reuse_port or None,
-        loop=loop,
+        handle_signals=True,
         **parser_options(server),
     )
-    log.info("stopped", extra={"event": "stop"})
+    await runner.setup()
+    try:
+        dispatch.install(runner, hot_paths(settings))
+        await web.TCPSite(runner, server.host, server.port, reuse_port=reuse_port or None).start()
+        await asyncio.Event().wait()  # until SIGTERM / SIGINT
+    finally:
+        await runner.cleanup()
 
 
 def _exit_with(parent: int) -> None:

@@ -16,7 +16,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from proxy.app import create_app
+from proxy import dispatch
+from proxy.app import create_app, hot_paths
 from proxy.config import Settings, load_settings
 from proxy.keys import PROVIDER
 from proxy.limits import parser_options
@@ -114,6 +115,8 @@ def make_proxy(aiohttp_server: Any) -> ProxyFactory:
         if as_deployed:
             runner = {**parser_options(settings.server), "access_log_class": AccessLogger}
         server = await aiohttp_server(app, host="127.0.0.1", **runner)
+        assert isinstance(server.runner, web.AppRunner)
+        dispatch.install(server.runner, hot_paths(settings))  # as proxy.workers.serve does
         if wait_discovery:
             await app[PROVIDER].discover()
         return RunningProxy(str(server.make_url("")).rstrip("/"), app, settings, server)
