@@ -21,6 +21,7 @@ import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from multidict import istr
 
 from . import pages
 from .config import ServerConfig
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 CLIENT_GONE = 499
 """The status requests are counted and logged with when the client left first (nginx's)."""
 _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+X_REQUEST_ID = istr("X-Request-ID")
+"""An ``istr``: multidict finds it without folding its case each time."""
 
 
 class RequestIds:
@@ -60,7 +63,7 @@ def front(handler: Handler, route: RouteClass | None = None) -> Handler:
         started = time.perf_counter()
         app = request.app
         metrics = app[METRICS]
-        rid = request.headers.get("X-Request-ID")
+        rid = request.headers.get(X_REQUEST_ID)
         if rid is None or not _VALID_ID.fullmatch(rid):
             rid = app[REQUEST_IDS].new()
         request[REQUEST_ID] = rid
@@ -70,11 +73,11 @@ def front(handler: Handler, route: RouteClass | None = None) -> Handler:
             response = await _answer(request, handler, app[SETTINGS].server)
             status = response.status
             if not response.prepared:  # streaming handlers stamp it before they prepare
-                response.headers["X-Request-ID"] = rid
+                response.headers[X_REQUEST_ID] = rid
             return response
         except web.HTTPException as exc:
             status = exc.status
-            exc.headers["X-Request-ID"] = rid
+            exc.headers[X_REQUEST_ID] = rid
             raise
         except asyncio.CancelledError:
             status = CLIENT_GONE  # the client went away (or shutdown's grace ran out)

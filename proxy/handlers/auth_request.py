@@ -18,10 +18,10 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Mapping
-from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from .. import pages
 from ..authz import Rules, first_denial
@@ -112,7 +112,8 @@ async def auth_check(request: web.Request) -> web.StreamResponse:
 
 @functools.lru_cache(maxsize=16_384)
 def _signed_in_headers(identity: Identity, max_groups_bytes: int | None) -> Mapping[str, str]:
-    """A 202's headers for ``identity``: memoised, the same user asks with each of their requests."""
-    return MappingProxyType(
-        {**pages.NO_STORE, **identity_headers(identity, max_groups_bytes, "X-Auth-Request-")}
-    )
+    """A 202's headers for ``identity``: memoised, the same user asks with each of their requests.
+    Read-only, and the kind aiohttp copies fastest (a multidict proxy: half the cost of a
+    ``MappingProxyType`` of a dict)."""
+    headers = {**pages.NO_STORE, **identity_headers(identity, max_groups_bytes, "X-Auth-Request-")}
+    return CIMultiDictProxy(CIMultiDict(headers))

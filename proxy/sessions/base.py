@@ -64,6 +64,11 @@ class Identity:
             if isinstance(value, (str, bytes)):
                 raise TypeError(f"Identity.{name} must be a sequence of names, not a string")
             object.__setattr__(self, name, tuple(value))
+        # Identities key the per-user memos (headers, rule verdicts) of every request: hash once.
+        object.__setattr__(self, "_hash", hash(tuple(getattr(self, f.name) for f in fields(self))))
+
+    def __hash__(self) -> int:  # the dataclass's own, computed once (kept: defined in the class)
+        return self._hash  # type: ignore[attr-defined,no-any-return]  # set in __post_init__
 
     @property
     def user(self) -> str:

@@ -34,15 +34,17 @@ WAIT_STEP = 0.025
 ENDING_ERRORS = frozenset({"invalid_grant", "invalid_client"})
 
 
+def refresh_due(app: web.Application, session: Session) -> bool:
+    """Whether ``session``'s access token should be refreshed now (then :func:`fresh`)."""
+    if session.refresh_token is None:
+        return False
+    return session.needs_refresh(time.time(), app[SETTINGS].session.refresh_skew)
+
+
 async def fresh(app: web.Application, ticket: Ticket, session: Session) -> Session | None:
     """``session`` with usable tokens, or ``None`` when the provider has ended it."""
-    skew = app[SETTINGS].session.refresh_skew
-    if session.refresh_token is None or not session.needs_refresh(time.time(), skew):
-        return session  # the common case, first
-
-    def stale(s: Session) -> bool:
-        return s.refresh_token is not None and s.needs_refresh(time.time(), skew)
-
+    if not refresh_due(app, session):
+        return session
     store = app[STORE]
     deadline = time.monotonic() + LOCK_SECONDS
     while True:
@@ -50,7 +52,7 @@ async def fresh(app: web.Application, ticket: Ticket, session: Session) -> Sessi
         if token is not None:
             try:
                 current = await store.load(ticket, cached=False)  # re-read under the lock
-                if current is None or not stale(current):
+                if current is None or not refresh_due(app, current):
                     return current
                 try:
                     return await _refresh(app, ticket, current)
@@ -61,7 +63,7 @@ async def fresh(app: web.Application, ticket: Ticket, session: Session) -> Sessi
                 await store.unlock(ticket, token)
         await asyncio.sleep(WAIT_STEP)
         current = await store.load(ticket, cached=False)
-        if current is None or not stale(current):
+        if current is None or not refresh_due(app, current):
             return current
         if time.monotonic() > deadline:
             raise ProviderUnavailable("another request's token refresh did not finish in time")

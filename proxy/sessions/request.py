@@ -1,4 +1,4 @@
-"""The session of the request at hand: read from the cookie once, cached on the request."""
+"""The session of the request at hand, from its cookie."""
 
 from __future__ import annotations
 
@@ -6,20 +6,20 @@ from aiohttp import web
 
 from ..keys import COOKIES, SESSION, STORE
 from .base import Session, Ticket
-from .refresh import fresh
+from .refresh import fresh, refresh_due
 
 
 async def current_session(request: web.Request) -> Session | None:
-    """The signed-in session, ``None`` without one. ``StoreUnavailable`` propagates: fail closed."""
-    if SESSION in request:
-        return request[SESSION]
+    """The signed-in session, ``None`` without one. ``StoreUnavailable`` propagates: fail closed.
+    Each handler asks once (it slides the idle timeout); the answer is kept on the request for the
+    access log."""
     session = None
     app = request.app
     ticket = app[COOKIES].ticket_from(request)
     if ticket is not None:
         store = app[STORE]
         session = await store.load(ticket)
-        if session is not None:
+        if session is not None and refresh_due(app, session):
             session = await fresh(app, ticket, session)
         if session is not None:
             await store.touch(ticket, session)

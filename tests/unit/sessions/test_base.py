@@ -286,3 +286,13 @@ def test_a_session_never_outlives_its_refresh_token() -> None:
     assert s.ends_at() == SESSION.created_at + 1800
     assert s.ttl(SESSION.created_at) == 1800
     assert s.ttl(SESSION.created_at, idle_timeout=600) == 600
+
+
+def test_an_identitys_hash_follows_its_fields() -> None:
+    """Computed once (identities key per-request memos), and still the same for equal identities."""
+    a = Identity("s", "e@x.test", "u", groups=["g1", "g2"], roles=("r",))
+    b = Identity("s", "e@x.test", "u", groups=("g1", "g2"), roles=["r"])
+    assert a == b and hash(a) == hash(b)
+    assert hash(replace(a, groups=("g1",))) != hash(a)
+    assert {a: 1}[b] == 1
+    assert "_hash" not in json.loads(SESSION.to_bytes())["identity"]
