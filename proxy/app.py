@@ -22,7 +22,6 @@ from .keys import (
     PROVIDER,
     PROVIDER_CLIENT,
     PROVIDER_HTTP,
-    REQUEST_IDS,
     ROUTER,
     RULES,
     SETTINGS,
@@ -32,7 +31,7 @@ from .keys import (
     UPSTREAM_HTTP,
 )
 from .metrics import InstrumentedBackend, Metrics, expose, flush_ctx, listener_ctx
-from .middlewares import RequestIds, front
+from .middlewares import Front
 from .oidc.client import Client
 from .oidc.discovery import Provider
 from .pages import TemplateError, Templates
@@ -138,7 +137,6 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
     app = web.Application()
     app[SETTINGS] = settings
     app[METRICS] = Metrics.for_process(prefix)
-    app[REQUEST_IDS] = RequestIds()
     app[COOKIES] = CookieCodec(settings.cookie, settings.session.lifetime, login_path=prefix)
     app[PROVIDER_CLIENT] = Client(
         settings.provider.client_id, settings.provider.secret, tuple(settings.provider.scopes)
@@ -156,6 +154,7 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
     app.cleanup_ctx.append(flush_ctx)
 
     r = app.router
+    front = Front(app[METRICS], settings.server)
     r.add_get(f"{prefix}/start", front(auth.start, "login"))
     r.add_get(f"{prefix}/sign_in", front(auth.sign_in, "login"))
     r.add_get(f"{prefix}/callback", front(auth.callback, "callback"))

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from .config import Settings
     from .cookies import CookieCodec
     from .metrics import Metrics
-    from .middlewares import RequestIds
     from .oidc.client import Client
     from .oidc.discovery import Provider
     from .pages import Templates
@@ -38,7 +37,6 @@ RULES: web.AppKey[RuleBook] = web.AppKey("rules")
 TEMPLATES: web.AppKey[Templates] = web.AppKey("templates")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 """This app's Prometheus registry and metrics (never a process-global registry)."""
-REQUEST_IDS: web.AppKey[RequestIds] = web.AppKey("request_ids")
 UPSTREAM_HTTP: web.AppKey[ClientSession] = web.AppKey("upstream_http")
 """Client for upstream traffic: no total timeout, no decompression, streams."""
 UPSTREAM_FAST: web.AppKey[FastPool] = web.AppKey("upstream_fast")

@@ -124,7 +124,7 @@ class Metrics:
 
     def route_of(self, request: web.Request) -> RouteClass:
         """The class of a request the catch-all route took (the other routes name theirs when they
-        are added: ``proxy.middlewares.front``)."""
+        are added: ``proxy.middlewares.Front``)."""
         path = request.path
         if path == self._prefix or path.startswith(self._prefix + "/"):
             return "other"  # the proxy's own namespace: never proxied

@@ -1,4 +1,4 @@
-"""The front layer every request passes (``front``, wrapped around each route's handler), doing in
+"""The front layer every request passes (``Front``, wrapped around each route's handler), doing in
 order what used to be four aiohttp middlewares (each layer cost a coroutine and a wrapper per
 request; together about 15% of a session check, see bench/README.md):
 
@@ -26,10 +26,10 @@ from multidict import istr
 from . import pages
 from .config import ServerConfig
 from .errors import ProviderUnavailable, ProxyError
-from .keys import METRICS, PROVIDER, REQUEST_ID, REQUEST_IDS, SETTINGS
+from .keys import PROVIDER, REQUEST_ID
 from .limits import OWN_MAX_BODY, header_bytes, refusal
 from .logs import request_id
-from .metrics import RouteClass
+from .metrics import Metrics, RouteClass
 
 log = logging.getLogger(__name__)
 
@@ -53,41 +53,50 @@ class RequestIds:
         return f"{self._prefix}{next(self._count) & 0xFFFFFFFF:08x}"
 
 
-def front(handler: Handler, route: RouteClass | None = None) -> Handler:
-    """``handler`` behind the front layer, its requests counted as ``route`` (``None``: the
-    catch-all, whose requests are ``proxy`` or ``other``). Applied to each route when it is added,
-    rather than as an aiohttp middleware: the same requests pass it (the catch-all route takes every
-    path and method), without aiohttp's per-request middleware chain."""
+class Front:
+    """The front layer of one application, with what it needs (its metrics, the ``server:``
+    settings, request ids) bound once rather than looked up in the app on every request.
 
-    async def fronted(request: web.Request) -> web.StreamResponse:
-        started = time.perf_counter()
-        app = request.app
-        metrics = app[METRICS]
-        rid = request.headers.get(X_REQUEST_ID)
-        if rid is None or not _VALID_ID.fullmatch(rid):
-            rid = app[REQUEST_IDS].new()
-        request[REQUEST_ID] = rid
-        token = request_id.set(rid)
-        status = 500
-        try:
-            response = await _answer(request, handler, app[SETTINGS].server)
-            status = response.status
-            if not response.prepared:  # streaming handlers stamp it before they prepare
-                response.headers[X_REQUEST_ID] = rid
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            exc.headers[X_REQUEST_ID] = rid
-            raise
-        except asyncio.CancelledError:
-            status = CLIENT_GONE  # the client went away (or shutdown's grace ran out)
-            raise
-        finally:
-            request_id.reset(token)
-            seconds = time.perf_counter() - started
-            metrics.answered(route or metrics.route_of(request), status, seconds)
+    ``front(handler, route)`` is ``handler`` behind the layer, its requests counted as ``route``
+    (``None``: the catch-all, whose requests are ``proxy`` or ``other``). Applied to each route when
+    it is added, rather than as an aiohttp middleware: the same requests pass it (the catch-all
+    route takes every path and method), without aiohttp's per-request middleware chain."""
 
-    return fronted
+    def __init__(self, metrics: Metrics, server: ServerConfig) -> None:
+        self.metrics = metrics
+        self.server = server
+        self.ids = RequestIds()
+
+    def __call__(self, handler: Handler, route: RouteClass | None = None) -> Handler:
+        metrics, server, new_id = self.metrics, self.server, self.ids.new
+
+        async def fronted(request: web.Request) -> web.StreamResponse:
+            started = time.perf_counter()
+            rid = request.headers.get(X_REQUEST_ID)
+            if rid is None or not _VALID_ID.fullmatch(rid):
+                rid = new_id()
+            request[REQUEST_ID] = rid
+            token = request_id.set(rid)
+            status = 500
+            try:
+                response = await _answer(request, handler, server)
+                status = response.status
+                if not response.prepared:  # streaming handlers stamp it before they prepare
+                    response.headers[X_REQUEST_ID] = rid
+                return response
+            except web.HTTPException as exc:
+                status = exc.status
+                exc.headers[X_REQUEST_ID] = rid
+                raise
+            except asyncio.CancelledError:
+                status = CLIENT_GONE  # the client went away (or shutdown's grace ran out)
+                raise
+            finally:
+                request_id.reset(token)
+                seconds = time.perf_counter() - started
+                metrics.answered(route or metrics.route_of(request), status, seconds)
+
+        return fronted
 
 
 async def _answer(request: web.Request, handler: Handler, server: ServerConfig) -> web.StreamResponse:

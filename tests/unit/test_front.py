@@ -1,4 +1,4 @@
-"""The front layer around every route (``proxy.middlewares.front``): what it does with answers and
+"""The front layer around every route (``proxy.middlewares.Front``): what it does with answers and
 failures of the handler behind it."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 from proxy.app import create_app
 from proxy.config import load_settings
 from proxy.keys import METRICS
-from proxy.middlewares import front
+from proxy.middlewares import Front
 
 
 async def _served(handler: web.Handler) -> TestServer:
@@ -25,7 +25,7 @@ async def _served(handler: web.Handler) -> TestServer:
         session={"store": "memory"},
     )
     app = create_app(settings)
-    app.router.add_get("/t", front(handler, "other"))
+    app.router.add_get("/t", Front(app[METRICS], settings.server)(handler, "other"))
     server = TestServer(app)
     await server.start_server()
     return server
