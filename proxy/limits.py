@@ -2,7 +2,7 @@
 
 Each limit is enforced where the answer can be most precise:
 
-- **aiohttp's HTTP parser** (:func:`parser_options`, given to ``run_app``): a single header field
+- **aiohttp's HTTP parser** (:func:`parser_options`, given to the ``AppRunner``): a single header field
   longer than ``server.max_header_bytes``, a request line over 8190 bytes or more than 128 header
   fields is refused with **400** and the connection closed, before any handler runs. aiohttp answers
   every parse error with 400 and offers no hook to choose the status, so 431 can't be had there.
@@ -38,8 +38,9 @@ _CHUNK = 65536
 
 
 def parser_options(server: ServerConfig) -> dict[str, Any]:
-    """Keyword arguments for ``web.run_app`` / ``AppRunner``: the parser accepts any single field
-    that fits in the total, so that the total can be judged (and answered 431) by the middleware."""
+    """Keyword arguments for ``web.AppRunner`` (``proxy.workers.serve``): the parser accepts any
+    single field that fits in the total, so that the total can be judged (and answered 431) by the
+    front layer."""
     return {"max_field_size": server.max_header_bytes}
 
 
