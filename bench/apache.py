@@ -37,6 +37,8 @@ from yarl import URL
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from upstream_conf import UPSTREAM_CONF  # noqa: E402
+
 from tests.support.browser import Page  # noqa: E402
 from tests.support.servers import free_port, redis_server, wait_port  # noqa: E402
 
@@ -301,21 +303,6 @@ async def login_many(
 
         await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, n)))))
     return cookies, seconds
-
-
-# the smoke check's upstream: a static body, and the identity headers it received
-UPSTREAM_CONF = """
-worker_processes 1; pid {dir}/up.pid; error_log {dir}/up-error.log;
-events {{ worker_connections 1024; }}
-http {{ access_log off; client_body_temp_path {dir}/b; proxy_temp_path {dir}/p; fastcgi_temp_path {dir}/f;
-  uwsgi_temp_path {dir}/u; scgi_temp_path {dir}/s;
-  server {{ listen 127.0.0.1:{port};
-    location / {{ default_type text/plain; return 200 "hello from the upstream\\n"; }}
-    location = /whoami {{ default_type text/plain; return 200 "user=$http_x_forwarded_user \
-email=$http_x_forwarded_email name=$http_x_forwarded_preferred_username groups=$http_x_forwarded_groups \
-cookie=$http_cookie\\n"; }} }}
-}}
-"""
 
 
 def _redis_cli(port: int, *args: str) -> str:

@@ -51,6 +51,9 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from upstream_conf import UPSTREAM_CONF  # noqa: E402  (soak.py and ab.py take it from here)
 
 from proxy.config import load_settings  # noqa: E402
 from proxy.cookies import CookieCodec  # noqa: E402
@@ -68,15 +71,6 @@ from tests.support.servers import free_port, redis_server, wait_port  # noqa: E4
 
 SECRET = "bench-cookie-secret-0123456789abcdefgh"
 REALM = "demo"
-UPSTREAM_CONF = """
-worker_processes 1; pid {dir}/up.pid; error_log {dir}/up-error.log;
-events {{ worker_connections 1024; }}
-http {{ access_log off; client_body_temp_path {dir}/b; proxy_temp_path {dir}/p; fastcgi_temp_path {dir}/f;
-  uwsgi_temp_path {dir}/u; scgi_temp_path {dir}/s;
-  server {{ listen 127.0.0.1:{port};
-    location / {{ default_type text/plain; return 200 "hello from the upstream\\n"; }} }}
-}}
-"""
 FRONT_CONF = """
 worker_processes 1; pid {dir}/front.pid; error_log {dir}/front-error.log;
 events {{ worker_connections 1024; }}
@@ -300,7 +294,6 @@ def main() -> None:
     for tool in tools:
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
             sys.exit(f"bench: {tool} is not installed")
-    sys.path.insert(0, str(ROOT / "bench"))
     from apache import apache_openidc, login_many
 
     work = Path(tempfile.mkdtemp(prefix="auth-proxy-bench-"))
