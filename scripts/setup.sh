@@ -4,7 +4,7 @@
 #   system: redis-server and redis-cli (the tests also run Redis as Sentinel and as a Cluster), nginx,
 #           curl, unzip, bc, a JDK >= 17 (Keycloak), maven (Keycloak download),
 #           chromium (end-to-end tests; Playwright drives Debian's, it never downloads a browser)
-#   python: .venv with the project and its test extras
+#   python: .venv with exactly the locked versions (requirements/test.lock) and the project
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -29,14 +29,19 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 # nginx and redis from Debian start services on install where systemd runs; we start our own.
 
+# Python: exactly what requirements/test.lock names, with its hashes (scripts/lock.sh writes it), so
+# a fresh machine runs what CI tested. A changed lock makes a new .venv: nothing stays behind from an
+# older one. LOCK=requirements/bench.lock adds the benchmark charts' packages.
 PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  say "creating .venv"
+LOCK=${LOCK:-requirements/test.lock}
+stamp="$(sha256sum "$LOCK" pyproject.toml | sha256sum | cut -c1-16) $LOCK"
+if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
+  say "installing $LOCK into a new .venv"
+  rm -rf .venv
   "$PY" -m venv .venv
-fi
-if ! .venv/bin/python -c 'import proxy, pytest_aiohttp' 2>/dev/null || [ pyproject.toml -nt .venv/.installed ]; then
-  say "installing the project into .venv"
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[test]'
-  touch .venv/.installed
+  .venv/bin/pip install -q --disable-pip-version-check --require-hashes --no-deps -r "$LOCK"
+  # The project itself, editable, built by the locked setuptools: nothing fetched here.
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+  .venv/bin/pip check >/dev/null || { .venv/bin/pip check >&2; exit 1; }
+  echo "$stamp" >.venv/.installed
 fi

@@ -71,7 +71,7 @@ class Invalidation:
             finally:
                 self._down()
                 try:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
                 except (RedisError, OSError):
                     pass
             await asyncio.sleep(delay)

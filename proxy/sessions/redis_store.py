@@ -87,7 +87,7 @@ class RedisBackend:
             )
             return cls(cluster)
         assert target.service is not None  # guaranteed by parse_redis_url
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(
             list(target.nodes),
             sentinel_kwargs={
                 "username": target.sentinel_username,
