@@ -5,7 +5,7 @@
 
 Generic over the setups in the file (``name -> {rps, p50_ms, p99_ms, errors, ...}``), in their
 order; a setup whose value is missing (null) is left out, a missing number leaves its bar out.
-Needs matplotlib (``pip install -e '.[bench]'``).
+Needs matplotlib (``LOCK=requirements/bench.lock scripts/setup.sh``).
 """
 
 from __future__ import annotations
