@@ -305,7 +305,7 @@ async def listener_ctx(app: web.Application) -> AsyncIterator[None]:
     await runner.setup()
     try:
         # Every worker binds it too (SO_REUSEPORT); each answers for all of them.
-        await web.TCPSite(runner, address[0], address[1], reuse_port=server.workers > 1 or None).start()
+        await web.TCPSite(runner, address[0], address[1], reuse_port=server.workers != 1 or None).start()
         yield
     finally:
         await runner.cleanup()

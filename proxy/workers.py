@@ -182,7 +182,8 @@ def supervise(settings: Settings, workers: int, log_level: str, json_output: boo
                     )  # fmt: skip
                     failed = True
                     stop_all()
-                elif proc.exitcode != 0:
+                elif proc.exitcode not in (0, -signal.SIGTERM):
+                    # -SIGTERM: told to stop while still starting, before its handler was installed
                     failed = True
             if (
                 stop_at

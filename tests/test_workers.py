@@ -22,6 +22,7 @@ import pytest
 import yaml
 from aiohttp import web
 
+from proxy.cpus import usable_cpus
 from tests.conftest import COOKIE_SECRET, ROOT
 from tests.support.fake_provider import FakeProvider
 from tests.support.login import signed_in_browser
@@ -141,10 +142,12 @@ async def test_sigterm_finishes_the_request_in_flight_then_closes_redis_and_exit
             assert r.status == 200 and await r.read() == b"second-chunk"
     assert await asyncio.to_thread(proxy.wait, 20) == 0
     lines = proxy.lines()
+    held = next(line for line in lines if line.get("path") == "/held")
+    mine = [line for line in lines if line.get("worker") == held.get("worker")]  # None: one process
     events = [(line.get("path"), line.get("status")) if line.get("msg") == "request" else line.get("event")
-              for line in lines]  # fmt: skip
+              for line in mine]  # fmt: skip
     assert events.index(("/held", 200)) < events.index("store_closed") < events.index("stop")
-    start = next(line for line in lines if line.get("event") == "start")
+    start = next(line for line in lines if line.get("event") == "start" and "event_loop" in line)
     assert start["event_loop"] == "uvloop"
 
 
@@ -226,3 +229,26 @@ def test_several_workers_need_the_redis_store(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "proxy", "--config", str(cfg), "--workers", "2"],
                           capture_output=True, text=True, cwd=ROOT, timeout=60)  # fmt: skip
     assert done.returncode == 2 and "session.store: redis" in done.stderr
+
+
+async def test_workers_auto_starts_one_per_usable_cpu(launch: Launch) -> None:
+    """The default (``server.workers: auto``): as many workers as CPUs this process may use."""
+    expected = usable_cpus()
+    proxy = launch()
+    await ready(proxy)
+    await until(lambda: any(line.get("event") == "workers" for line in proxy.lines()), "workers logged")
+    assert next(line["workers"] for line in proxy.lines() if line.get("event") == "workers") == expected
+    await all_workers_serve(proxy, expected)
+
+
+@pytest.mark.parametrize("value", ["0", "65", "many", "-1"])
+def test_a_bad_workers_value_is_refused(tmp_path: Path, value: str) -> None:
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(
+        "provider: {issuer_url: 'http://127.0.0.1:9/realms/x', client_id: p, client_secret: s}\n"
+        "cookie: {secret: '" + "s" * 32 + "'}\n"
+    )
+    done = subprocess.run([sys.executable, "-m", "proxy", "--config", str(cfg), "--workers", value],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and "--workers must be auto or from 1 to 64" in done.stderr
+    assert "Traceback" not in done.stderr

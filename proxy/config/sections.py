@@ -39,9 +39,10 @@ class ServerConfig(_Section):
     shutdown_grace: Duration = 25.0
     """On SIGTERM: stop accepting, let in-flight requests finish for this long, then cut them and
     close. Keep it below Kubernetes' terminationGracePeriodSeconds (30s by default)."""
-    workers: int = Field(default=1, ge=1, le=64)
+    workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = "auto"
     """Processes sharing the port (SO_REUSEPORT), each with its own event loop; ``--workers`` wins.
-    More than one needs the redis session store."""
+    auto: the CPUs this process may use (affinity and cgroup CPU limit, rounded up; see
+    proxy/cpus.py), at most 64; 1 with the memory session store. More than one needs the redis store."""
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     """auto: uvloop when it is installed, else asyncio's own loop."""
 
