@@ -73,19 +73,37 @@ class SessionStore:
 
     async def save(
         self, ticket: Ticket, session: Session, *, user_agent: str | None = None, ip: str = ""
-    ) -> None:
-        """Write ``session``. With ``user_agent`` given it is new: its record starts; otherwise
-        (a refresh) the record keeps its origin and takes the new refresh token."""
-        ttl = session.ttl(self._clock(), self._idle)
-        if self._record_keys:
-            await self._write_record(ticket, session, ttl, user_agent, ip)
-        # Index first: a session that exists is always findable by back-channel logout. (An index
-        # entry whose session is gone is harmless: deleting it again is a no-op.)
+    ) -> bool:
+        """Write ``session``; whether it was written. With ``user_agent`` given it is new: its record
+        starts. Otherwise it is an update (a refresh): written only while the session still exists,
+        in one step (SET XX), so a session ended meanwhile (logout of any kind) stays ended; its
+        record keeps its origin and takes the new refresh token."""
+        now = self._clock()
+        ttl = session.ttl(now, self._idle)
+        # The indexes live as long as the session may (the idle timeout slides only the session).
+        index_ttl = session.ttl(now)
+        sealed = seal(ticket, session.to_bytes())
+        if user_agent is None:
+            if not await self.backend.set_existing(ticket.key, sealed, ttl):
+                return False
+            if self._record_keys:
+                await self._update_record(ticket, session, ttl)
+            await self._index(ticket, session, index_ttl)
+        else:
+            if self._record_keys:
+                await self._write_record(ticket, session, ttl, user_agent, ip)
+            # Index first: a session that exists is always findable by back-channel logout. (An
+            # entry whose session is gone is harmless: deleting it again is a no-op.)
+            await self._index(ticket, session, index_ttl)
+            await self.backend.set(ticket.key, sealed, ttl)
+        await self._changed(ticket.id.hex())
+        return True
+
+    async def _index(self, ticket: Ticket, session: Session, ttl: int) -> None:
+        """An update's entries exist since its creation (``ttl`` only ever extends them)."""
         if session.sid:
             await self.backend.index_add(sid_index(session.sid), ticket.id.hex(), ttl)
         await self.backend.index_add(sub_index(session.identity.sub), ticket.id.hex(), ttl)
-        await self.backend.set(ticket.key, seal(ticket, session.to_bytes()), ttl)
-        await self._changed(ticket.id.hex())
 
     async def load(self, ticket: Ticket, *, cached: bool = True) -> Session | None:
         """The session, or ``None`` if it ended, expired or can't be read with this ticket.
@@ -95,9 +113,10 @@ class SessionStore:
             hit = cache.get(ticket)
             if hit is not None and hit.ends_at() > self._clock():
                 return hit
+        since = cache.generation if cache is not None else 0
         session = await self._load(ticket)
         if session is not None and cache is not None:
-            cache.put(ticket, session)
+            cache.put(ticket, session, since)  # not if it was evicted meanwhile (cache.py)
         return session
 
     async def _load(self, ticket: Ticket) -> Session | None:
@@ -141,20 +160,23 @@ class SessionStore:
         await self.backend.delete_if(_lock_key(ticket), token)
 
     async def _write_record(
-        self, ticket: Ticket, session: Session, ttl: int, user_agent: str | None, ip: str
+        self, ticket: Ticket, session: Session, ttl: int, user_agent: str, ip: str
     ) -> None:
-        sid = ticket.id.hex()
         hint = session.id_token if len(session.id_token) <= 4096 else None
-        if user_agent is None:
-            old = await self.record(sid)
-            if old is None:
-                return
-            record = replace(old, refresh_token=session.refresh_token, id_token_hint=hint)
-        else:
-            record = SessionRecord(
-                sid, session.created_at, user_agent[:300], ip[:64], session.refresh_token, hint
-            )
-        await self.backend.set(record_key(sid), record.seal(self._record_keys), ttl)
+        record = SessionRecord(
+            ticket.id.hex(), session.created_at, user_agent[:300], ip[:64], session.refresh_token, hint
+        )
+        await self.backend.set(record_key(record.session_id), record.seal(self._record_keys), ttl)
+
+    async def _update_record(self, ticket: Ticket, session: Session, ttl: int) -> None:
+        """The new refresh token into the record, only while it exists (never a record written back
+        for a session ended meanwhile: it would keep a refresh token)."""
+        old = await self.record(ticket.id.hex())
+        if old is None:
+            return
+        hint = session.id_token if len(session.id_token) <= 4096 else None
+        record = replace(old, refresh_token=session.refresh_token, id_token_hint=hint)
+        await self.backend.set_existing(record_key(old.session_id), record.seal(self._record_keys), ttl)
 
     async def record(self, session_id: str) -> SessionRecord | None:
         blob = await self.backend.get(record_key(session_id))

@@ -1,0 +1,206 @@
+"""A session ended stays ended, whatever is in flight; front-channel logout ends only the browser's own.
+
+Races: two replicas over one Redis (each with its session cache and invalidation feed, as deployed).
+Replica A refreshes the session's tokens (its ``refresh_skew`` makes the token due there) and the
+provider's token endpoint is held on an event; meanwhile the session is ended through replica B
+(where the token is not yet due, as with a clock a little behind); then the refresh is let finish.
+
+  back-channel logout (by sid) during the refresh        → ended: the refresh's save writes nothing, the
+                                                            request in flight is not signed in (302)
+  back-channel logout (by sub only) during the refresh   → ended, the same
+  sign-out (same browser, other replica) during refresh  → ended, the same
+  "end this session" from the user's other browser       → ended, the same
+  "sign out everywhere" from the user's other browser    → ended, the same
+  the session's record (refresh token) after any of them → gone: the refresh doesn't write it back
+  a replayed logout token                                 → 400, nothing more ended
+  a replica's cache: a load that read the session before it was ended, and caches it after the
+      eviction arrived                                    → not cached (tests/unit/sessions/test_cache.py)
+  the store: a refresh's save after delete               → nothing written, for every backend
+      (memory, Redis, Sentinel, Cluster: tests/sessions/test_store.py)
+
+Front-channel logout (``GET /oauth/frontchannel_logout?iss=&sid=``, unsigned, framed by the provider):
+
+  logout.frontchannel: false (default)                   → 404, nothing ended
+  on, iss missing                                        → 400, nothing ended
+  on, iss another issuer                                 → 400, nothing ended
+  on, sid missing                                        → 400, nothing ended
+  on, no session cookie, a known sid                     → 200 (nothing to end), nothing ended: the
+                                                            sid's other sessions are left to back-channel
+  on, another browser's cookie-less frame naming my sid  → my session lives
+  on, my cookie but another sid                          → 200, nothing ended
+  on, my cookie and my session's sid                     → 200, my session ended (only mine: the
+                                                            user's other browser with the same sid lives)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from proxy.keys import COOKIES, STORE
+from proxy.sessions.records import record_key
+from tests.conftest import ProxyFactory, RunningProxy
+from tests.security.conftest import KEY
+from tests.support.fake_provider import FakeProvider
+from tests.support.login import session_cookie, signed_in_browser
+
+
+@dataclass
+class GatedProvider(FakeProvider):
+    """The fake provider, whose token endpoint holds refreshes while ``gate`` is set and closed."""
+
+    gate: asyncio.Event | None = None
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _refresh(self, refresh_token: str) -> web.Response:
+        if self.gate is not None:
+            self.entered.set()
+            await self.gate.wait()
+        return await super()._refresh(refresh_token)
+
+
+@pytest.fixture
+async def provider(aiohttp_server: Any) -> GatedProvider:
+    gated = GatedProvider(key=KEY)
+    server = await aiohttp_server(gated.app(), host="127.0.0.1")
+    gated.issuer = str(server.make_url("")).rstrip("/")
+    return gated
+
+
+@dataclass
+class Replicas:
+    a: RunningProxy
+    """Refreshes: its refresh_skew is longer than the tokens live."""
+    b: RunningProxy
+    """Where the session is ended: the tokens are not due here."""
+
+
+@pytest.fixture
+async def replicas(
+    make_proxy: ProxyFactory, provider: GatedProvider, upstream: str, redis_url: str
+) -> Replicas:
+    session = {"store": "redis", "redis_url": redis_url}
+    a = await make_proxy(
+        issuer=provider.issuer, upstream=upstream, session={**session, "refresh_skew": "10m"}
+    )
+    b = await make_proxy(issuer=provider.issuer, upstream=upstream, session=session)
+    for replica in (a, b):  # the caches on: every replica is subscribed to the invalidation feed
+        invalidation = replica.app[STORE].invalidation
+        assert invalidation is not None
+        await asyncio.wait_for(invalidation.subscribed.wait(), 5)
+    return Replicas(a, b)
+
+
+Ending = Callable[[Replicas, GatedProvider, aiohttp.ClientSession, aiohttp.ClientSession], Awaitable[None]]
+
+
+async def _backchannel(r: Replicas, p: GatedProvider, victim: Any, other: Any, **claims: Any) -> None:
+    async with aiohttp.ClientSession() as client:
+        token = p.logout_token(**claims)
+        async with client.post(r.b.url + "/oauth/backchannel_logout", data={"logout_token": token}) as resp:
+            assert resp.status == 200, await resp.text()
+
+
+async def by_sid(r: Replicas, p: GatedProvider, victim: Any, other: Any) -> None:
+    await _backchannel(r, p, victim, other)
+
+
+async def by_sub(r: Replicas, p: GatedProvider, victim: Any, other: Any) -> None:
+    await _backchannel(r, p, victim, other, drop=("sid",))
+
+
+async def sign_out(r: Replicas, p: GatedProvider, victim: aiohttp.ClientSession, other: Any) -> None:
+    async with victim.get(r.b.url + "/oauth/sign_out", allow_redirects=False) as resp:
+        assert resp.status == 302
+
+
+async def end_session(r: Replicas, p: GatedProvider, victim: Any, other: aiohttp.ClientSession) -> None:
+    async with other.get(r.b.url + "/oauth/sessions") as resp:
+        listing = await resp.json()
+    (ref,) = [s["id"] for s in listing["sessions"] if not s["current"]]
+    data = {"id": ref, "csrf": listing["csrf_token"]}
+    async with other.post(r.b.url + "/oauth/sessions/end", data=data) as resp:
+        assert resp.status == 200 and (await resp.json())["ended"] is True
+
+
+async def everywhere(r: Replicas, p: GatedProvider, victim: Any, other: aiohttp.ClientSession) -> None:
+    async with other.get(r.b.url + "/oauth/sign_out?everywhere=1", allow_redirects=False) as resp:
+        assert resp.status == 302
+
+
+ENDINGS: dict[str, Ending] = {
+    "backchannel_sid": by_sid,
+    "backchannel_sub": by_sub,
+    "sign_out": sign_out,
+    "end_session": end_session,
+    "sign_out_everywhere": everywhere,
+}
+
+
+@pytest.fixture
+async def browsers(replicas: Replicas) -> AsyncIterator[tuple[aiohttp.ClientSession, aiohttp.ClientSession]]:
+    """The victim's browser and the same user's other browser, both signed in through replica B.
+    (The cookie jar doesn't tell the two replicas' ports apart: one browser, two replicas.)"""
+    victim = await signed_in_browser(replicas.b.url)
+    try:
+        other = await signed_in_browser(replicas.b.url)
+        try:
+            yield victim, other
+        finally:
+            await other.close()
+    finally:
+        await victim.close()
+
+
+async def signed_in(proxy: RunningProxy, browser: aiohttp.ClientSession) -> bool:
+    async with browser.get(proxy.url + "/page", allow_redirects=False) as resp:
+        await resp.read()
+        assert resp.status in (200, 302), resp.status
+        return resp.status == 200
+
+
+@pytest.mark.parametrize("ending", list(ENDINGS))
+async def test_a_session_ended_during_its_refresh_stays_ended(
+    replicas: Replicas,
+    provider: GatedProvider,
+    browsers: tuple[aiohttp.ClientSession, aiohttp.ClientSession],
+    redis_client: Any,
+    ending: str,
+) -> None:
+    victim, other = browsers
+    ticket = replicas.a.app[COOKIES].decode(session_cookie(victim))
+    assert ticket is not None
+    assert await signed_in(replicas.b, victim)  # not due on B: no refresh
+    assert provider.refreshes == 0
+    provider.gate = asyncio.Event()
+    in_flight = asyncio.ensure_future(signed_in(replicas.a, victim))  # due on A: refreshes
+    try:
+        await asyncio.wait_for(provider.entered.wait(), 5)
+        await ENDINGS[ending](replicas, provider, victim, other)
+        assert await replicas.b.app[STORE].load(ticket) is None
+    finally:
+        provider.gate.set()
+    assert await asyncio.wait_for(in_flight, 10) is False  # the request in flight: not signed in
+    assert provider.refreshes == 1
+    for replica in (replicas.a, replicas.b):
+        assert await replica.app[STORE].load(ticket) is None
+        assert await replica.app[STORE].load(ticket, cached=False) is None
+        assert not await signed_in(replica, victim)
+    assert await redis_client.get(ticket.key) is None
+    assert await redis_client.get(record_key(ticket.id.hex())) is None  # no refresh token left behind
+
+
+async def test_a_replayed_logout_token_is_refused(replicas: Replicas, provider: GatedProvider) -> None:
+    token = provider.logout_token()
+    async with aiohttp.ClientSession() as client:
+        for expected in (200, 400):
+            async with client.post(
+                replicas.b.url + "/oauth/backchannel_logout", data={"logout_token": token}
+            ) as resp:
+                assert resp.status == expected
