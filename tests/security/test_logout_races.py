@@ -204,3 +204,81 @@ async def test_a_replayed_logout_token_is_refused(replicas: Replicas, provider: 
                 replicas.b.url + "/oauth/backchannel_logout", data={"logout_token": token}
             ) as resp:
                 assert resp.status == expected
+
+
+# --- front-channel logout --------------------------------------------------------------------
+
+
+async def frontchannel_proxy(
+    make_proxy: ProxyFactory, provider: FakeProvider, upstream: str, on: bool
+) -> RunningProxy:
+    logout = {"frontchannel": True} if on else {}
+    return await make_proxy(issuer=provider.issuer, upstream=upstream, as_deployed=True, logout=logout)
+
+
+async def is_live(proxy: RunningProxy, browser: aiohttp.ClientSession) -> bool:
+    ticket = proxy.app[COOKIES].decode(session_cookie(browser))
+    return ticket is not None and await proxy.app[STORE].load(ticket) is not None
+
+
+async def frame(client: aiohttp.ClientSession, proxy: RunningProxy, **params: str) -> aiohttp.ClientResponse:
+    async with client.get(proxy.url + "/oauth/frontchannel_logout", params=params) as resp:
+        await resp.read()
+        return resp
+
+
+async def test_frontchannel_is_off_by_default(
+    make_proxy: ProxyFactory, provider: GatedProvider, upstream: str
+) -> None:
+    proxy = await frontchannel_proxy(make_proxy, provider, upstream, on=False)
+    async with await signed_in_browser(proxy.url) as browser:
+        resp = await frame(browser, proxy, iss=provider.issuer, sid="sid-1")
+        assert resp.status == 404 and resp.headers["Cache-Control"] == "no-store"
+        assert await is_live(proxy, browser)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"sid": "sid-1"}, {"iss": "https://evil.example", "sid": "sid-1"}, {"iss": "{issuer}/", "sid": "sid-1"},
+     {"iss": "{issuer}"}, {"iss": "{issuer}", "sid": ""}],
+    ids=["no iss", "other iss", "iss with a slash", "no sid", "empty sid"],
+)  # fmt: skip
+async def test_frontchannel_without_the_right_iss_and_a_sid_is_400(
+    make_proxy: ProxyFactory, provider: GatedProvider, upstream: str, params: dict[str, str]
+) -> None:
+    proxy = await frontchannel_proxy(make_proxy, provider, upstream, on=True)
+    async with await signed_in_browser(proxy.url) as browser:
+        query = {k: v.format(issuer=provider.issuer) for k, v in params.items()}
+        resp = await frame(browser, proxy, **query)
+        assert resp.status == 400
+        assert await is_live(proxy, browser)
+
+
+async def test_frontchannel_ends_only_the_own_session_of_that_sid(
+    make_proxy: ProxyFactory, provider: GatedProvider, upstream: str
+) -> None:
+    proxy = await frontchannel_proxy(make_proxy, provider, upstream, on=True)
+    iss = provider.issuer
+    async with await signed_in_browser(proxy.url) as mine, await signed_in_browser(proxy.url) as my_other:
+        provider.claims["sid"] = "sid-attacker"
+        async with await signed_in_browser(proxy.url) as attacker, aiohttp.ClientSession() as cookieless:
+            # Without a cookie (a cross-site frame with SameSite=Lax, or anyone at all): nothing ends.
+            resp = await frame(cookieless, proxy, iss=iss, sid="sid-1")
+            assert resp.status == 200 and "Signed out" in await resp.text()
+            # Another browser naming my sid: nothing of mine (nor of theirs) ends.
+            assert (await frame(attacker, proxy, iss=iss, sid="sid-1")).status == 200
+            # My cookie, but another sid: nothing.
+            assert (await frame(mine, proxy, iss=iss, sid="sid-attacker")).status == 200
+            assert await is_live(proxy, mine) and await is_live(proxy, my_other)
+            assert await is_live(proxy, attacker)
+            # My cookie and my session's sid: mine ends, and only mine.
+            ticket = proxy.app[COOKIES].decode(session_cookie(mine))
+            assert ticket is not None
+            async with mine.get(
+                proxy.url + "/oauth/frontchannel_logout", params={"iss": iss, "sid": "sid-1"}
+            ) as r:
+                assert r.status == 200 and r.headers["Cache-Control"] == "no-store"
+                assert f"frame-ancestors {iss}" in r.headers["Content-Security-Policy"]
+                assert r.cookies["_auth_proxy"].value == ""  # the cookie is cleared
+            assert await proxy.app[STORE].load(ticket) is None
+            assert await is_live(proxy, my_other) and await is_live(proxy, attacker)
