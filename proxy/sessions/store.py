@@ -43,6 +43,15 @@ def sid_index(sid: str) -> str:
     return f"ap:sid:{{{_h(sid)}}}"
 
 
+ENDED_SID_TTL = LOGIN_TTL + 120
+"""How long an ended provider session's sid is remembered: longer than a login may take (its state
+lives LOGIN_TTL) plus the code exchange; a provider never issues a new login with an ended sid."""
+
+
+def _ended_sid_key(sid: str) -> str:
+    return f"ap:ended-sid:{{{_h(sid)}}}"
+
+
 def sub_index(sub: str) -> str:
     """The set of our session ids of one user (logout of all their sessions)."""
     return f"ap:sub:{{{_h(sub)}}}"
@@ -66,9 +75,18 @@ class SessionStore:
         """When this process last wrote each session's last-seen time (bounded, oldest dropped)."""
 
     async def create(self, session: Session, *, user_agent: str = "", ip: str = "") -> Ticket:
-        """Save ``session`` under a brand-new ticket (never reuse one: session fixation)."""
+        """Save ``session`` under a brand-new ticket (never reuse one: session fixation).
+
+        If its provider session was ended (back-channel logout) while this login was in flight, it is
+        ended at once: the ticket then names no session. (The logout marks the sid before it reads
+        the index, this checks the mark after indexing: one of the two sees the other.)"""
         ticket = Ticket.new()
         await self.save(ticket, session, user_agent=user_agent, ip=ip)
+        if session.sid and await self.backend.get(_ended_sid_key(session.sid)) is not None:
+            log.warning(
+                "provider session ended during the login; session ended", extra={"event": "login_ended"}
+            )
+            await self.delete(ticket, session)
         return ticket
 
     async def save(
@@ -236,7 +254,9 @@ class SessionStore:
         return record
 
     async def end_provider_session(self, sid: str) -> int:
-        """End every session created from the provider session ``sid``; how many were live."""
+        """End every session created from the provider session ``sid``; how many were live. The sid
+        is marked ended for ``ENDED_SID_TTL``, so a login in flight with it ends too (``create``)."""
+        await self.backend.set(_ended_sid_key(sid), b"1", ENDED_SID_TTL)
         return await self._end_indexed(sid_index(sid))
 
     async def end_user_sessions(self, sub: str) -> int:

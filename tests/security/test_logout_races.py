@@ -11,6 +11,10 @@ provider's token endpoint is held on an event; meanwhile the session is ended th
   sign-out (same browser, other replica) during refresh  → ended, the same
   "end this session" from the user's other browser       → ended, the same
   "sign out everywhere" from the user's other browser    → ended, the same
+  back-channel logout (by sid) while the login's callback waits for its tokens (no session of
+      that sid yet)                                       → the session the callback makes is ended at
+                                                            once (the sid is marked ended for
+                                                            LOGIN_TTL + 2 min): not signed in
   the session's record (refresh token) after any of them → gone: the refresh doesn't write it back
   a replayed logout token                                 → 400, nothing more ended
   a replica's cache: a load that read the session before it was ended, and caches it after the
@@ -47,6 +51,7 @@ from proxy.keys import COOKIES, STORE
 from proxy.sessions.records import record_key
 from tests.conftest import ProxyFactory, RunningProxy
 from tests.security.conftest import KEY
+from tests.support.browser import navigate, new_browser
 from tests.support.fake_provider import FakeProvider
 from tests.support.login import session_cookie, signed_in_browser
 
@@ -57,6 +62,15 @@ class GatedProvider(FakeProvider):
 
     gate: asyncio.Event | None = None
     entered: asyncio.Event = field(default_factory=asyncio.Event)
+    code_gate: asyncio.Event | None = None
+    """Holds code exchanges (the login callback) likewise."""
+
+    async def token(self, request: web.Request) -> web.Response:
+        form = await request.post()  # aiohttp keeps it: the provider's handler reads it again
+        if form.get("grant_type") == "authorization_code" and self.code_gate is not None:
+            self.entered.set()
+            await self.code_gate.wait()
+        return await super().token(request)
 
     async def _refresh(self, refresh_token: str) -> web.Response:
         if self.gate is not None:
@@ -194,6 +208,27 @@ async def test_a_session_ended_during_its_refresh_stays_ended(
         assert not await signed_in(replica, victim)
     assert await redis_client.get(ticket.key) is None
     assert await redis_client.get(record_key(ticket.id.hex())) is None  # no refresh token left behind
+
+
+async def test_a_login_whose_provider_session_ends_during_the_callback_is_not_signed_in(
+    replicas: Replicas, provider: GatedProvider
+) -> None:
+    provider.code_gate = asyncio.Event()
+    browser = new_browser()
+    try:
+        login = asyncio.ensure_future(navigate(browser, replicas.a.url + "/oauth/start?rd=/oauth/userinfo"))
+        try:
+            await asyncio.wait_for(provider.entered.wait(), 5)  # the callback waits for its tokens
+            await by_sid(replicas, provider, None, None)  # no session of sid-1 yet: ends none
+        finally:
+            provider.code_gate.set()
+        page = await asyncio.wait_for(login, 10)
+        assert page.status == 401  # /oauth/userinfo: the new session was ended at once
+        ticket = replicas.a.app[COOKIES].decode(session_cookie(browser))
+        assert ticket is not None and await replicas.b.app[STORE].load(ticket) is None
+        assert not await signed_in(replicas.a, browser)
+    finally:
+        await browser.close()
 
 
 async def test_a_replayed_logout_token_is_refused(replicas: Replicas, provider: GatedProvider) -> None:

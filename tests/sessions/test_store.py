@@ -327,3 +327,15 @@ async def test_the_sid_index_outlives_the_idle_timeout(harness: Harness) -> None
     await store.create(session)
     assert await harness.ttl_of_set(sid_index("sid-1")) >= 3590
     assert await harness.ttl_of_set(sub_index("u-1")) >= 3590
+
+
+async def test_a_login_of_a_provider_session_ended_meanwhile_ends_at_once(harness: Harness) -> None:
+    """Back-channel logout for sid-1 landed while a login with sid-1 was in flight (no session yet)."""
+    store = SessionStore(harness.backend, clock=harness.clock)
+    session = make_session(harness.clock.now)
+    assert await store.end_provider_session("sid-1") == 0
+    ticket = await store.create(session)
+    assert await store.load(ticket) is None
+    assert await harness.backend.index_members(sid_index("sid-1")) == frozenset()
+    other = await store.create(replace(session, sid="sid-2"))  # other provider sessions: unaffected
+    assert await store.load(other) is not None
