@@ -16,6 +16,8 @@ provider's token endpoint is held on an event; meanwhile the session is ended th
                                                             once (the sid is marked ended for
                                                             LOGIN_TTL + 2 min): not signed in
   the session's record (refresh token) after any of them → gone: the refresh doesn't write it back
+  sign-out while the refresh fails (provider down)       → ended here all the same (was a 503 that
+                                                            left the session signed in)
   a replayed logout token                                 → 400, nothing more ended
   a replica's cache: a load that read the session before it was ended, and caches it after the
       eviction arrived                                    → not cached (tests/unit/sessions/test_cache.py)
@@ -229,6 +231,19 @@ async def test_a_login_whose_provider_session_ends_during_the_callback_is_not_si
         assert not await signed_in(replicas.a, browser)
     finally:
         await browser.close()
+
+
+async def test_sign_out_while_the_refresh_fails_still_ends_the_session(
+    replicas: Replicas, provider: GatedProvider, browsers: tuple[aiohttp.ClientSession, aiohttp.ClientSession]
+) -> None:
+    victim, _ = browsers
+    ticket = replicas.a.app[COOKIES].decode(session_cookie(victim))
+    assert ticket is not None
+    provider.refresh_mode = "500"  # the token is due on A, and the provider can't refresh it
+    async with victim.get(replicas.a.url + "/oauth/sign_out", allow_redirects=False) as resp:
+        assert resp.status == 302
+    assert await replicas.a.app[STORE].load(ticket) is None
+    assert not await signed_in(replicas.b, victim)
 
 
 async def test_a_replayed_logout_token_is_refused(replicas: Replicas, provider: GatedProvider) -> None:
