@@ -147,3 +147,7 @@ class LogoutConfig(_Section):
     allow_get: bool = True
     """GET /oauth/sign_out signs out (plain links work, but so does a cross-site link: logout CSRF).
     false: only a POST carrying the session's CSRF token signs out; a GET shows a confirmation page."""
+    frontchannel: bool = False
+    """Serve GET /oauth/frontchannel_logout (OIDC Front-Channel Logout; off: 404). It ends only the
+    session of the browser that sends it, and only if its cookie names a session of the given sid;
+    a frame from the provider's (cross-site) page carries the cookie only with cookie.samesite: none."""

@@ -1,5 +1,5 @@
 """OIDC Back-Channel (and Front-Channel) Logout: the provider tells us a session ended; we end ours,
-everywhere.
+everywhere (back-channel: a signed logout token) or in this browser only (front-channel: unsigned).
 
 ``POST /oauth/backchannel_logout`` with a form field ``logout_token``. 200 when the token is valid
 (whether or not we had sessions for it), 400 with a JSON error otherwise; a bad token deletes
@@ -9,12 +9,13 @@ nothing. Sessions live in the shared store, so every replica sees the deletion a
 from __future__ import annotations
 
 import logging
+from hmac import compare_digest
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from ..errors import TokenInvalid
-from ..keys import PROVIDER, PROVIDER_CLIENT, STORE
+from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, SETTINGS, STORE
 from ..metrics import record_logout
 from ..oidc.tokens import LEEWAY, LOGOUT_TOKEN_MAX_AGE, verify_logout_token
 
@@ -62,23 +63,48 @@ async def backchannel_logout(request: web.Request) -> web.StreamResponse:
 async def frontchannel_logout(request: web.Request) -> web.StreamResponse:
     """OIDC Front-Channel Logout: the provider frames ``?iss=...&sid=...`` in the user's browser.
 
-    The session cookie is not sent to a cross-site frame (SameSite=Lax), so the ``sid`` names what to
-    end. ``iss`` must be our provider's. Answers a tiny page the provider may frame.
+    Off unless ``logout.frontchannel`` (404). The provider does not sign this request: anyone can
+    send it, naming any ``sid``. So it ends only the session of the browser that sends it: its
+    session cookie must name a session of that ``sid``; sessions of other browsers are left to
+    back-channel logout. ``iss`` is required and must be our provider's. A cross-site frame carries
+    the cookie only with ``cookie.samesite: none``; with lax/strict nothing is ended here (the page
+    is still served, so the provider's logout page isn't broken).
     """
     app = request.app
+    if not app[SETTINGS].logout.frontchannel:
+        return web.Response(status=404, text="front-channel logout is not enabled", headers=HEADERS)
     issuer = app[PROVIDER].metadata.issuer
     sid, iss = request.query.get("sid", ""), request.query.get("iss", "")
-    if not sid or (iss and iss != issuer):
-        log.warning("front-channel logout refused", extra={"event": "frontchannel_refused"})
+    if not sid or not iss or not compare_digest(iss.encode(), issuer.encode()):
+        log.warning(
+            "front-channel logout refused: iss or sid missing or wrong",
+            extra={"event": "frontchannel_refused"},
+        )
         return web.Response(status=400, text="bad front-channel logout request", headers=HEADERS)
-    ended = await app[STORE].end_provider_session(sid)
-    log.info(
-        "front-channel logout", extra={"event": "logout", "kind": "frontchannel", "sessions_ended": ended}
-    )
-    record_logout(app, "frontchannel")
+    codec, store = app[COOKIES], app[STORE]
+    ticket = codec.ticket_from(request)
+    session = await store.load(ticket, cached=False) if ticket is not None else None
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(issuer))
     headers = {**HEADERS, "Content-Security-Policy": f"default-src 'none'; frame-ancestors {origin}"}
-    return web.Response(text=FRAME_PAGE, content_type="text/html", headers=headers)
+    response = web.Response(text=FRAME_PAGE, content_type="text/html", headers=headers)
+    if ticket is None or session is None or not _same(session.sid, sid):
+        log.info(
+            "front-channel logout: this browser has no session of that sid; nothing ended",
+            extra={"event": "frontchannel_ignored", "cookie": ticket is not None},
+        )
+        return response
+    await store.delete(ticket, session)
+    codec.clear(response)
+    log.info(
+        "front-channel logout",
+        extra={"event": "logout", "kind": "frontchannel", "sub": session.identity.sub, "sessions_ended": 1},
+    )
+    record_logout(app, "frontchannel")
+    return response
+
+
+def _same(mine: str | None, given: str) -> bool:
+    return mine is not None and compare_digest(mine.encode(), given.encode())
 
 
 FRAME_PAGE = '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signed out</title></head>' \

@@ -128,8 +128,11 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     refused = await _csrf_refusal(request)
     if refused is not None:
         return refused
-    session = await current_session(request)
     ticket = codec.ticket_from(request)
+    try:
+        session = await current_session(request)
+    except ProviderUnavailable:  # its refresh failed: sign-out still ends the session here
+        session = await store.load(ticket, cached=False) if ticket is not None else None
     if session is not None and request.query.get("everywhere") == "1":
         await end_other_sessions(request, session.identity.sub)
     if ticket is not None:

@@ -15,6 +15,10 @@ class Backend(Protocol):
     async def set(self, key: str, value: bytes, ttl: int) -> None:
         """Store ``value`` for ``ttl`` seconds, replacing any previous value."""
 
+    async def set_existing(self, key: str, value: bytes, ttl: int) -> bool:
+        """Replace ``key``'s value only while it exists (SET XX), in one step; whether it did. What
+        updates a session: a session deleted meanwhile (logout) stays deleted."""
+
     async def getdel(self, key: str) -> bytes | None:
         """Read and delete in one step: of two concurrent callers, only one gets the value."""
 

@@ -33,6 +33,14 @@ class MemoryBackend:
         if len(self._data) % 1024 == 0:
             self._sweep()
 
+    async def set_existing(self, key: str, value: bytes, ttl: int) -> bool:
+        if ttl <= 0:
+            raise ValueError("ttl must be positive")
+        if self._live(key) is None:  # no await from the check to the write: one step
+            return False
+        self._data[key] = (value, self._clock() + ttl)
+        return True
+
     async def getdel(self, key: str) -> bytes | None:
         value = self._live(key)
         self._data.pop(key, None)

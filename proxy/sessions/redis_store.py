@@ -125,6 +125,11 @@ class RedisBackend:
             raise ValueError("ttl must be positive")
         await self._call(self._redis.set(key, value, ex=ttl))
 
+    async def set_existing(self, key: str, value: bytes, ttl: int) -> bool:
+        if ttl <= 0:
+            raise ValueError("ttl must be positive")
+        return bool(await self._call(self._redis.set(key, value, ex=ttl, xx=True)))
+
     async def getdel(self, key: str) -> bytes | None:
         return _bytes(await self._call(self._redis.getdel(key)))
 

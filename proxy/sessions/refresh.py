@@ -8,6 +8,9 @@ and saves. Requests that find the lock taken wait for the refreshed session; if 
     refreshed                 the request goes on with the new tokens
     invalid_grant/_client     the provider ended it: the session is deleted, the user signs in again
     provider unreachable      ProviderUnavailable (503) for this request; the session is kept
+    ended meanwhile           a logout (back-channel, sign-out, ended from another device) landed
+                              while the provider answered: the save writes nothing (it only
+                              replaces a session that still exists), the request is not signed in
 """
 
 from __future__ import annotations
@@ -120,7 +123,13 @@ async def _refresh(app: web.Application, ticket: Ticket, session: Session) -> Se
         if tokens.refresh_expires_in
         else session.refresh_expires_at,
     )
-    await store.save(ticket, renewed)
+    if not await store.save(ticket, renewed):  # ended while the provider answered: stays ended
+        log.info(
+            "session ended during its token refresh; the refreshed tokens are dropped",
+            extra={"event": "refresh_dropped", "sub": identity.sub},
+        )
+        record_refresh(app, "ended")
+        return None
     log.info("tokens refreshed", extra={"event": "refresh", "sub": identity.sub})
     record_refresh(app, "success")
     return renewed

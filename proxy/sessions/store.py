@@ -43,6 +43,15 @@ def sid_index(sid: str) -> str:
     return f"ap:sid:{{{_h(sid)}}}"
 
 
+ENDED_SID_TTL = LOGIN_TTL + 120
+"""How long an ended provider session's sid is remembered: longer than a login may take (its state
+lives LOGIN_TTL) plus the code exchange; a provider never issues a new login with an ended sid."""
+
+
+def _ended_sid_key(sid: str) -> str:
+    return f"ap:ended-sid:{{{_h(sid)}}}"
+
+
 def sub_index(sub: str) -> str:
     """The set of our session ids of one user (logout of all their sessions)."""
     return f"ap:sub:{{{_h(sub)}}}"
@@ -66,26 +75,53 @@ class SessionStore:
         """When this process last wrote each session's last-seen time (bounded, oldest dropped)."""
 
     async def create(self, session: Session, *, user_agent: str = "", ip: str = "") -> Ticket:
-        """Save ``session`` under a brand-new ticket (never reuse one: session fixation)."""
+        """Save ``session`` under a brand-new ticket (never reuse one: session fixation).
+
+        If its provider session was ended (back-channel logout) while this login was in flight, it is
+        ended at once: the ticket then names no session. (The logout marks the sid before it reads
+        the index, this checks the mark after indexing: one of the two sees the other.)"""
         ticket = Ticket.new()
         await self.save(ticket, session, user_agent=user_agent, ip=ip)
+        if session.sid and await self.backend.get(_ended_sid_key(session.sid)) is not None:
+            log.warning(
+                "provider session ended during the login; session ended", extra={"event": "login_ended"}
+            )
+            await self.delete(ticket, session)
         return ticket
 
     async def save(
         self, ticket: Ticket, session: Session, *, user_agent: str | None = None, ip: str = ""
-    ) -> None:
-        """Write ``session``. With ``user_agent`` given it is new: its record starts; otherwise
-        (a refresh) the record keeps its origin and takes the new refresh token."""
-        ttl = session.ttl(self._clock(), self._idle)
-        if self._record_keys:
-            await self._write_record(ticket, session, ttl, user_agent, ip)
-        # Index first: a session that exists is always findable by back-channel logout. (An index
-        # entry whose session is gone is harmless: deleting it again is a no-op.)
+    ) -> bool:
+        """Write ``session``; whether it was written. With ``user_agent`` given it is new: its record
+        starts. Otherwise it is an update (a refresh): written only while the session still exists,
+        in one step (SET XX), so a session ended meanwhile (logout of any kind) stays ended; its
+        record keeps its origin and takes the new refresh token."""
+        now = self._clock()
+        ttl = session.ttl(now, self._idle)
+        # The indexes live as long as the session may (the idle timeout slides only the session).
+        index_ttl = session.ttl(now)
+        sealed = seal(ticket, session.to_bytes())
+        if user_agent is None:
+            if not await self.backend.set_existing(ticket.key, sealed, ttl):
+                return False
+            if self._record_keys:
+                await self._update_record(ticket, session, ttl)
+            await self._index(ticket, session, index_ttl)
+        else:
+            if self._record_keys:
+                await self._write_record(ticket, session, ttl, user_agent, ip)
+            # Index first: a session that exists is always findable by back-channel logout. (An
+            # entry whose session is gone is harmless: deleting it again is a no-op.)
+            await self._index(ticket, session, index_ttl)
+            await self.backend.set(ticket.key, sealed, ttl)
+        await self._changed(ticket.id.hex())
+        return True
+
+    async def _index(self, ticket: Ticket, session: Session, ttl: int) -> None:
+        """An update's entries exist since its creation (``ttl`` only ever extends them)."""
         if session.sid:
             await self.backend.index_add(sid_index(session.sid), ticket.id.hex(), ttl)
         await self.backend.index_add(sub_index(session.identity.sub), ticket.id.hex(), ttl)
-        await self.backend.set(ticket.key, seal(ticket, session.to_bytes()), ttl)
-        await self._changed(ticket.id.hex())
 
     async def load(self, ticket: Ticket, *, cached: bool = True) -> Session | None:
         """The session, or ``None`` if it ended, expired or can't be read with this ticket.
@@ -95,9 +131,10 @@ class SessionStore:
             hit = cache.get(ticket)
             if hit is not None and hit.ends_at() > self._clock():
                 return hit
+        since = cache.generation if cache is not None else 0
         session = await self._load(ticket)
         if session is not None and cache is not None:
-            cache.put(ticket, session)
+            cache.put(ticket, session, since)  # not if it was evicted meanwhile (cache.py)
         return session
 
     async def _load(self, ticket: Ticket) -> Session | None:
@@ -141,20 +178,23 @@ class SessionStore:
         await self.backend.delete_if(_lock_key(ticket), token)
 
     async def _write_record(
-        self, ticket: Ticket, session: Session, ttl: int, user_agent: str | None, ip: str
+        self, ticket: Ticket, session: Session, ttl: int, user_agent: str, ip: str
     ) -> None:
-        sid = ticket.id.hex()
         hint = session.id_token if len(session.id_token) <= 4096 else None
-        if user_agent is None:
-            old = await self.record(sid)
-            if old is None:
-                return
-            record = replace(old, refresh_token=session.refresh_token, id_token_hint=hint)
-        else:
-            record = SessionRecord(
-                sid, session.created_at, user_agent[:300], ip[:64], session.refresh_token, hint
-            )
-        await self.backend.set(record_key(sid), record.seal(self._record_keys), ttl)
+        record = SessionRecord(
+            ticket.id.hex(), session.created_at, user_agent[:300], ip[:64], session.refresh_token, hint
+        )
+        await self.backend.set(record_key(record.session_id), record.seal(self._record_keys), ttl)
+
+    async def _update_record(self, ticket: Ticket, session: Session, ttl: int) -> None:
+        """The new refresh token into the record, only while it exists (never a record written back
+        for a session ended meanwhile: it would keep a refresh token)."""
+        old = await self.record(ticket.id.hex())
+        if old is None:
+            return
+        hint = session.id_token if len(session.id_token) <= 4096 else None
+        record = replace(old, refresh_token=session.refresh_token, id_token_hint=hint)
+        await self.backend.set_existing(record_key(old.session_id), record.seal(self._record_keys), ttl)
 
     async def record(self, session_id: str) -> SessionRecord | None:
         blob = await self.backend.get(record_key(session_id))
@@ -214,7 +254,9 @@ class SessionStore:
         return record
 
     async def end_provider_session(self, sid: str) -> int:
-        """End every session created from the provider session ``sid``; how many were live."""
+        """End every session created from the provider session ``sid``; how many were live. The sid
+        is marked ended for ``ENDED_SID_TTL``, so a login in flight with it ends too (``create``)."""
+        await self.backend.set(_ended_sid_key(sid), b"1", ENDED_SID_TTL)
         return await self._end_indexed(sid_index(sid))
 
     async def end_user_sessions(self, sub: str) -> int:

@@ -143,17 +143,4 @@ async def test_body_must_be_a_form_with_a_token(proxy: RunningProxy, fake_provid
     assert (await post(proxy, fake_provider.logout_token(), content_type="json")).status == 400
 
 
-async def test_front_channel_logout_by_sid(proxy: RunningProxy, fake_provider: FakeProvider) -> None:
-    async with await signed_in_browser(proxy.url) as browser, aiohttp.ClientSession() as frame:
-        url = proxy.url + "/oauth/frontchannel_logout"
-        async with frame.get(url, params={"iss": "https://evil.example", "sid": "sid-1"}) as r:
-            assert r.status == 400
-        async with frame.get(url, params={"iss": fake_provider.issuer}) as r:
-            assert r.status == 400
-        assert await live(proxy, browser)
-        async with frame.get(url, params={"iss": fake_provider.issuer, "sid": "sid-1"}) as r:
-            assert r.status == 200 and "Signed out" in await r.text()
-            assert r.headers["Cache-Control"] == "no-store"
-            assert f"frame-ancestors {fake_provider.issuer}" in r.headers["Content-Security-Policy"]
-            assert "X-Frame-Options" not in r.headers
-        assert not await live(proxy, browser)
+# Front-channel logout: tests/security/test_logout_races.py.

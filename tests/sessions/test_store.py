@@ -266,3 +266,76 @@ async def test_first_use(harness: Harness) -> None:
     assert await store.first_use("jti:1", 60) is True
     assert await store.first_use("jti:1", 60) is False
     assert await store.first_use("jti:2", 60) is True
+
+
+# --- a session ended stays ended (tests/security/test_logout_races.py) --------------------------
+
+
+async def test_set_existing_replaces_only_a_live_key(harness: Harness) -> None:
+    b = harness.backend
+    assert await b.set_existing("k", b"v", 60) is False
+    assert await b.get("k") is None  # not created
+    await b.set("k", b"v1", 60)
+    assert await b.set_existing("k", b"v2", 30) is True
+    assert await b.get("k") == b"v2"
+    assert 28 <= await harness.ttl_of("k") <= 30
+    await b.delete("k")
+    assert await b.set_existing("k", b"v3", 60) is False
+    assert await b.get("k") is None
+
+
+ENDINGS = {
+    "delete": lambda s, t: s.delete(t),
+    "end_provider_session": lambda s, t: s.end_provider_session("sid-1"),
+    "end_user_sessions": lambda s, t: s.end_user_sessions("u-1"),
+    "end_by_id": lambda s, t: s.end_by_id("u-1", t.id.hex()),
+}
+
+
+@pytest.mark.parametrize("ending", list(ENDINGS))
+async def test_a_refresh_save_after_the_session_ended_writes_nothing(harness: Harness, ending: str) -> None:
+    """The refresh read the session, it ended meanwhile, the refresh saves: it stays ended, and no
+    record (with its refresh token) or index entry comes back to life."""
+    store = SessionStore(harness.backend, clock=harness.clock, record_keys=[b"k" * 32])
+    session = make_session(harness.clock.now)
+    ticket = await store.create(session, user_agent="ua")
+    read = await store.load(ticket)
+    assert read is not None and await store.record(ticket.id.hex()) is not None
+    await ENDINGS[ending](store, ticket)
+    assert await store.save(ticket, replace(read, refresh_token="rotated")) is False
+    assert await store.load(ticket) is None
+    assert await harness.backend.get(ticket.key) is None
+    assert await store.record(ticket.id.hex()) is None
+    assert await store.user_sessions("u-1") == []
+
+
+async def test_a_refresh_save_of_a_live_session_updates_it_and_its_record(harness: Harness) -> None:
+    store = SessionStore(harness.backend, clock=harness.clock, record_keys=[b"k" * 32])
+    session = make_session(harness.clock.now)
+    ticket = await store.create(session, user_agent="ua", ip="10.0.0.1")
+    assert await store.save(ticket, replace(session, refresh_token="rotated")) is True
+    loaded = await store.load(ticket)
+    assert loaded is not None and loaded.refresh_token == "rotated"
+    record = await store.record(ticket.id.hex())
+    assert record is not None and record.refresh_token == "rotated" and record.user_agent == "ua"
+
+
+async def test_the_sid_index_outlives_the_idle_timeout(harness: Harness) -> None:
+    """A session kept alive by use past its first idle timeout stays findable by back-channel logout."""
+    store = SessionStore(harness.backend, clock=harness.clock, idle_timeout=60)
+    session = make_session(harness.clock.now)
+    await store.create(session)
+    assert await harness.ttl_of_set(sid_index("sid-1")) >= 3590
+    assert await harness.ttl_of_set(sub_index("u-1")) >= 3590
+
+
+async def test_a_login_of_a_provider_session_ended_meanwhile_ends_at_once(harness: Harness) -> None:
+    """Back-channel logout for sid-1 landed while a login with sid-1 was in flight (no session yet)."""
+    store = SessionStore(harness.backend, clock=harness.clock)
+    session = make_session(harness.clock.now)
+    assert await store.end_provider_session("sid-1") == 0
+    ticket = await store.create(session)
+    assert await store.load(ticket) is None
+    assert await harness.backend.index_members(sid_index("sid-1")) == frozenset()
+    other = await store.create(replace(session, sid="sid-2"))  # other provider sessions: unaffected
+    assert await store.load(other) is not None

@@ -69,3 +69,39 @@ def test_evict_by_id_and_a_bad_id_is_ignored() -> None:
     cache.evict("not hex")
     cache.evict(ticket.id.hex())
     assert cache.get(ticket) is None
+
+
+def test_a_load_that_read_before_an_eviction_does_not_cache_what_it_read() -> None:
+    """A replica read the session, the session ended elsewhere and the eviction arrived, then the
+    read's answer is put: it must not be kept (it would be served for max_age)."""
+    cache, _ = _cache()
+    ended, other = Ticket.new(), Ticket.new()
+    since = cache.generation  # the load starts
+    cache.evict(ended.id.hex())  # ... the session ends on another replica
+    cache.put(ended, _session("ended"), since)  # ... the load's answer arrives
+    assert cache.get(ended) is None
+    cache.put(other, _session("other"), since)  # another session's load is not affected
+    assert cache.get(other) is not None
+    cache.put(ended, _session("reloaded"), cache.generation)  # a load that started after: kept
+    assert cache.get(ended) is not None
+
+
+def test_after_a_clear_no_load_that_started_before_it_caches() -> None:
+    """The feed dropped (evictions may have been missed) or came back: loads from before don't put."""
+    cache, _ = _cache()
+    ticket = Ticket.new()
+    since = cache.generation
+    cache.clear()
+    cache.put(ticket, _session("a"), since)
+    assert cache.get(ticket) is None
+
+
+def test_evictions_forgotten_past_the_bound_refuse_older_loads() -> None:
+    cache, _ = _cache(max_entries=2)
+    ticket = Ticket.new()
+    since = cache.generation
+    cache.evict(ticket.id.hex())
+    for _ in range(3):  # the eviction of ``ticket`` is pushed out of the bounded memory
+        cache.evict(Ticket.new().id.hex())
+    cache.put(ticket, _session("a"), since)
+    assert cache.get(ticket) is None
