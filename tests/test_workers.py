@@ -133,6 +133,7 @@ async def test_sigterm_finishes_the_request_in_flight_then_closes_redis_and_exit
 ) -> None:
     proxy = launch(shutdown_grace="20s")
     await ready(proxy)
+    await all_workers_serve(proxy, usable_cpus())  # every worker up (workers: auto) before SIGTERM
     async with await signed_in_browser(proxy.url) as browser:
         async with browser.get(proxy.url + "/held") as r:
             assert await r.content.readexactly(len(b"first-chunk;")) == b"first-chunk;"  # in flight
@@ -156,6 +157,7 @@ async def test_a_request_outliving_the_grace_period_is_cut_and_the_process_exits
 ) -> None:
     proxy = launch(shutdown_grace="1s")
     await ready(proxy)
+    await all_workers_serve(proxy, usable_cpus())
     async with await signed_in_browser(proxy.url) as browser:
         async with browser.get(proxy.url + "/held") as r:
             await r.content.readexactly(len(b"first-chunk;"))

@@ -119,6 +119,7 @@ async def _callback(request: web.Request) -> web.StreamResponse:
         raise _Fail("This sign-in was started in another browser or its cookie was lost.")
     provider = app[PROVIDER]
     client = app[PROVIDER_CLIENT]
+    exchanged_at = time.time()
     tokens = await exchange_code(
         app[PROVIDER_HTTP],
         provider.metadata,
@@ -152,7 +153,10 @@ async def _callback(request: web.Request) -> web.StreamResponse:
     if old is not None:
         await store.delete(old)  # a fresh id at every login; the previous session ends
     ticket = await store.create(
-        session, user_agent=request.headers.get("User-Agent", ""), ip=client_ip(request)
+        session,
+        user_agent=request.headers.get("User-Agent", ""),
+        ip=client_ip(request),
+        exchanged_at=exchanged_at,
     )
     log.info("login", extra={"event": "login", "sub": session.identity.sub})
     record_login(app, ok=True)

@@ -47,6 +47,12 @@ ENDED_SID_TTL = LOGIN_TTL + 120
 """How long an ended provider session's sid is remembered: longer than a login may take (its state
 lives LOGIN_TTL) plus the code exchange; a provider never issues a new login with an ended sid."""
 
+CODE_LIFETIME = 60.0
+"""How long before its code exchange a login's code may have been issued (Keycloak: 60 s). Only a
+logout after that can have ended the provider session a login in flight belongs to: a provider
+issues no code for an ended session. An older mark is not held against a login, so a provider that
+hands out the same sid again later does not lock its users out."""
+
 
 def _ended_sid_key(sid: str) -> str:
     return f"ap:ended-sid:{{{_h(sid)}}}"
@@ -74,15 +80,21 @@ class SessionStore:
         self._seen_written: OrderedDict[bytes, float] = OrderedDict()
         """When this process last wrote each session's last-seen time (bounded, oldest dropped)."""
 
-    async def create(self, session: Session, *, user_agent: str = "", ip: str = "") -> Ticket:
+    async def create(
+        self, session: Session, *, user_agent: str = "", ip: str = "", exchanged_at: float | None = None
+    ) -> Ticket:
         """Save ``session`` under a brand-new ticket (never reuse one: session fixation).
 
         If its provider session was ended (back-channel logout) while this login was in flight, it is
         ended at once: the ticket then names no session. (The logout marks the sid before it reads
-        the index, this checks the mark after indexing: one of the two sees the other.)"""
+        the index, this checks the mark after indexing: one of the two sees the other.) In flight:
+        the logout came less than ``CODE_LIFETIME`` before ``exchanged_at``, when the code exchange
+        started (``None``: any mark counts)."""
         ticket = Ticket.new()
         await self.save(ticket, session, user_agent=user_agent, ip=ip)
-        if session.sid and await self.backend.get(_ended_sid_key(session.sid)) is not None:
+        if session.sid and self._ended_during(
+            await self.backend.get(_ended_sid_key(session.sid)), exchanged_at
+        ):
             log.warning(
                 "provider session ended during the login; session ended", extra={"event": "login_ended"}
             )
@@ -253,10 +265,23 @@ class SessionStore:
         await self.backend.index_remove(sub_index(sub), session_id)
         return record
 
+    @staticmethod
+    def _ended_during(mark: bytes | None, exchanged_at: float | None) -> bool:
+        if mark is None:
+            return False
+        if exchanged_at is None:
+            return True
+        try:
+            ended_at = float(mark)
+        except ValueError:
+            return True
+        return ended_at >= exchanged_at - CODE_LIFETIME
+
     async def end_provider_session(self, sid: str) -> int:
         """End every session created from the provider session ``sid``; how many were live. The sid
-        is marked ended for ``ENDED_SID_TTL``, so a login in flight with it ends too (``create``)."""
-        await self.backend.set(_ended_sid_key(sid), b"1", ENDED_SID_TTL)
+        is marked ended (with the time) for ``ENDED_SID_TTL``, so a login in flight with it ends too
+        (``create``)."""
+        await self.backend.set(_ended_sid_key(sid), repr(self._clock()).encode(), ENDED_SID_TTL)
         return await self._end_indexed(sid_index(sid))
 
     async def end_user_sessions(self, sub: str) -> int:

@@ -46,10 +46,11 @@ async def post(
 async def test_logout_by_sid_ends_that_provider_sessions_only(
     proxy: RunningProxy, fake_provider: FakeProvider
 ) -> None:
+    first_sid = fake_provider.claims["sid"]
     async with await signed_in_browser(proxy.url) as a1, await signed_in_browser(proxy.url) as a2:
         fake_provider.claims["sid"] = "sid-other"
         async with await signed_in_browser(proxy.url) as other:
-            r = await post(proxy, fake_provider.logout_token(sid="sid-1"))
+            r = await post(proxy, fake_provider.logout_token(sid=first_sid))
             assert r.status == 200 and r.headers["Cache-Control"] == "no-store"
             assert not await live(proxy, a1) and not await live(proxy, a2)
             assert await live(proxy, other)

@@ -309,14 +309,15 @@ async def test_frontchannel_ends_only_the_own_session_of_that_sid(
 ) -> None:
     proxy = await frontchannel_proxy(make_proxy, provider, upstream, on=True)
     iss = provider.issuer
+    my_sid = provider.claims["sid"]
     async with await signed_in_browser(proxy.url) as mine, await signed_in_browser(proxy.url) as my_other:
         provider.claims["sid"] = "sid-attacker"
         async with await signed_in_browser(proxy.url) as attacker, aiohttp.ClientSession() as cookieless:
             # Without a cookie (a cross-site frame with SameSite=Lax, or anyone at all): nothing ends.
-            resp = await frame(cookieless, proxy, iss=iss, sid="sid-1")
+            resp = await frame(cookieless, proxy, iss=iss, sid=my_sid)
             assert resp.status == 200 and "Signed out" in await resp.text()
             # Another browser naming my sid: nothing of mine (nor of theirs) ends.
-            assert (await frame(attacker, proxy, iss=iss, sid="sid-1")).status == 200
+            assert (await frame(attacker, proxy, iss=iss, sid=my_sid)).status == 200
             # My cookie, but another sid: nothing.
             assert (await frame(mine, proxy, iss=iss, sid="sid-attacker")).status == 200
             assert await is_live(proxy, mine) and await is_live(proxy, my_other)
@@ -325,7 +326,7 @@ async def test_frontchannel_ends_only_the_own_session_of_that_sid(
             ticket = proxy.app[COOKIES].decode(session_cookie(mine))
             assert ticket is not None
             async with mine.get(
-                proxy.url + "/oauth/frontchannel_logout", params={"iss": iss, "sid": "sid-1"}
+                proxy.url + "/oauth/frontchannel_logout", params={"iss": iss, "sid": my_sid}
             ) as r:
                 assert r.status == 200 and r.headers["Cache-Control"] == "no-store"
                 assert f"frame-ancestors {iss}" in r.headers["Content-Security-Policy"]

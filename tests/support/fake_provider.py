@@ -35,7 +35,9 @@ class FakeProvider:
             "preferred_username": "user1",
             "name": "User One",
             "groups": ["staff", "dev"],
-            "sid": "sid-1",
+            # A provider session of its own per provider, as a real one starts a new session (sid)
+            # for a login after a logout: tests that share a Redis don't see each other's ended sids.
+            "sid": "sid-" + secrets.token_hex(6),
         }
     )
     token_mode: str = "ok"
