@@ -36,8 +36,10 @@ def proxy_processes(count: int, config: dict[str, Any], workdir: Path) -> Iterat
             port = free_port()
             path = workdir / f"proxy-{port}.yaml"
             path.write_text(yaml.safe_dump({**config, "server": {"listen": f"127.0.0.1:{port}"}}))
-            procs.append(subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(path), "--workers", "1"], cwd=ROOT,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+            command = [sys.executable, "-m", "proxy", "--config", str(path), "--workers", "1"]  # a replica
+            procs.append(
+                subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
             urls.append(f"http://127.0.0.1:{port}")
         yield urls
     finally:
