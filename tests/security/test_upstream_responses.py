@@ -2,34 +2,45 @@
 used again. The upstream is a raw socket (an asyncio server) that answers each request with scripted
 bytes; two users, each in a signed-in browser, ask through the proxy (run as deployed). The first asks
 ``/first`` (the scripted answer), then the second asks ``/second`` (answered ``for <user>`` on any
-connection). A connection that carried anything the proxy could not place is never used again, so no
-byte the upstream sent before a request can be taken for its answer.
+connection). A connection that carried a message the proxy could not place, or bytes still unread
+when the next request would go out, is closed, never used again: no byte the upstream sent before a
+request can be taken for its answer.
 
-  the upstream answers /first with                      first user gets         that connection
-  ---------------------------------------------------   ---------------------   ------------------------
-  a complete answer, then a second full answer          200 ``hello``           closed; the second user's
-    (``HTTP/1.1 200 ... secret``) in the same write                             request goes on a new one
-  the same, the surplus sent after a pause (the                                 and gets its own answer
-    connection already idle in the pool)                200 ``hello``           closed
-  the same after a chunked answer                       200 ``hello``           closed
-  a complete answer, then garbage                       200 ``hello`` or 502    closed
-  a complete answer, then half of a head                200 ``hello``           closed
-  Content-Length and Transfer-Encoding: chunked         502                     closed
-  two different Content-Lengths                         502                     closed
-  100 Continue, then 200                                200, only the final     (reusable)
-  103 Early Hints (with a Set-Cookie), then 200           answer's headers
-  101 Switching Protocols to a plain GET                502                     closed
-  200 with 1,000 header fields                          502                     closed
-  200 with one 100 kB header field                      502                     closed
-  generated (hypothesis): an answer of declared length  the answer, or 502 if   closed; the second user
-    or chunked, then any bytes at once or after a         its own framing is      gets exactly their own
-    pause                                                 broken                  answer
+  the upstream answers /first with                      first user gets        that connection
+  ---------------------------------------------------   --------------------   -------------------------
+  a complete answer, then a second full answer          200 ``hello``          closed; the second user's
+    (``HTTP/1.1 200 ... secret``) in the same write                            request goes on a new one
+                                                                               and gets its own answer
+  the same, the surplus sent 0.2 s later (the           200 ``hello``          closed
+    connection already idle in the pool)
+  the same two after a chunked answer                   200 ``hello``          closed
+  a complete answer, then garbage                       200 ``hello`` or 502   closed
+  a complete answer, then half of a head (at once or    200 ``hello``          may be used again: the
+    later)                                                                     half head was read into
+                                                                               the old answer's parser,
+                                                                               which aiohttp drops; it
+                                                                               reaches nobody
+  Content-Length and Transfer-Encoding: chunked         502                    closed
+    (either order)
+  two different Content-Lengths, or a list ``5, 11``    502                    closed
+  101 Switching Protocols to a plain GET (with or       502                    closed
+    without Upgrade: websocket)
+  200 with 1,000 header fields                          502                    closed
+  200 with one 100 kB header field                      502                    closed
+  100, 103 (with Link and Set-Cookie), or 102 and 103,  200 ``hello`` with     closed (for the surplus)
+    then 200, then a surplus answer                       only the final
+                                                          answer's headers
+  generated (hypothesis): an answer of declared         that answer, or 502    the second user gets
+    length, chunked, 204 or 304, then any bytes (HTTP                          exactly their own answer
+    pieces, random bytes) at once or after a pause
 
-The surplus is what ``proxy/upstream_fast.py`` (the lean client, removed) got wrong: it parsed bytes
-past the end of an answer into the same answer and could pool a connection holding part of the next
-message. aiohttp's client alone gets the same-write case right but pools a connection whose surplus
-arrives later and then hands that surplus out as the next request's answer (aiohttp 3.14.5);
-``proxy.upstream.FreshConnector`` closes such connections instead of lending them.
+On the code before this test (``proxy/upstream_fast.py``, the lean client for bodyless GETs, since
+removed) 9 of these 19 failed: it parsed bytes past the end of an answer into the same answer (the
+first user got two Content-Lengths and the surplus' headers) and pooled that connection, relayed the
+header floods, and did the same after interim answers. aiohttp's client alone fails 6: it gets the
+same-write cases right but pools a connection whose surplus arrives later and then hands that surplus
+out as the next request's answer (aiohttp 3.14.5: the second user got ``secret``), and relays a 101.
+``proxy.upstream_pool`` closes such connections instead of lending them.
 """
 
 from __future__ import annotations
