@@ -27,7 +27,6 @@ from .keys import (
     SETTINGS,
     STORE,
     TEMPLATES,
-    UPSTREAM_FAST,
     UPSTREAM_HTTP,
 )
 from .metrics import InstrumentedBackend, Metrics, expose, flush_ctx, listener_ctx
@@ -43,7 +42,7 @@ from .sessions.memory_store import MemoryBackend
 from .sessions.redis_store import RedisBackend, pubsub_backend
 from .sessions.store import SessionStore
 from .upstream import Router
-from .upstream_fast import FastPool
+from .upstream_pool import FreshConnector, UpstreamResponse
 
 log = logging.getLogger(__name__)
 
@@ -116,13 +115,12 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
         auto_decompress=False,
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
         cookie_jar=aiohttp.DummyCookieJar(),  # never keep one user's upstream cookies for another
-        connector=aiohttp.TCPConnector(limit=1024),
+        connector=FreshConnector(limit=1024),  # never lends a connection holding bytes unasked for
+        response_class=UpstreamResponse,
         skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
     )
     app[UPSTREAM_HTTP] = http
-    app[UPSTREAM_FAST] = fast = FastPool()
     yield
-    fast.close()
     await http.close()
 
 

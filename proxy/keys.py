@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from .sessions.base import Session
     from .sessions.store import SessionStore
     from .upstream import Router
-    from .upstream_fast import FastPool
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 COOKIES: web.AppKey[CookieCodec] = web.AppKey("cookies")
@@ -39,8 +38,6 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 """This app's Prometheus registry and metrics (never a process-global registry)."""
 UPSTREAM_HTTP: web.AppKey[ClientSession] = web.AppKey("upstream_http")
 """Client for upstream traffic: no total timeout, no decompression, streams."""
-UPSTREAM_FAST: web.AppKey[FastPool] = web.AppKey("upstream_fast")
-"""The lean client for GETs without a body to plain-http upstreams."""
 
 SESSION: web.RequestKey[Session | None] = web.RequestKey("session")
 """The request's session as loaded by ``sessions.request.current_session`` (``None``: signed out)."""

@@ -1,8 +1,8 @@
-"""Request size limits, and keeping the bytes of refused requests out of the logs.
+"""Request size and time limits, and keeping the bytes of refused requests out of the logs.
 
 Each limit is enforced where the answer can be most precise:
 
-- **aiohttp's HTTP parser** (:func:`parser_options`, given to the ``AppRunner``): a single header field
+- **aiohttp's HTTP parser** (:func:`runner_options`, given to the ``AppRunner``): a single header field
   longer than ``server.max_header_bytes``, a request line over 8190 bytes or more than 128 header
   fields is refused with **400** and the connection closed, before any handler runs. aiohttp answers
   every parse error with 400 and offers no hook to choose the status, so 431 can't be had there.
@@ -15,6 +15,21 @@ Each limit is enforced where the answer can be most precise:
   :class:`CappedBody`, which breaks the upload off at the limit, so the upstream sees an unfinished
   body (never one cut short and passed off as complete), and the client gets 413.
 
+Times (slow clients: a connection is held only while it is used):
+
+- **the request head**: from its first byte, a request's line and headers must all arrive within
+  ``server.header_read_timeout``, else the connection is closed without an answer (slowloris: a head
+  sent a byte at a time). aiohttp has no such timeout, and its only one for the head is its
+  keep-alive timer, which starts when the connection opens or the last answer ends and is not reset by
+  bytes arriving. :func:`guard_heads` adds it: it puts a :class:`HeadGuard` between each connection's
+  transport and aiohttp's protocol (``transport.set_protocol``, from ``Server.connection_made``, a
+  method aiohttp calls for each new connection but doesn't document) and learns from the request
+  handler when a head is complete. While a request is handled (its body, a WebSocket, a streamed
+  answer) the guard never acts.
+- **idle connections**: ``server.keepalive_timeout`` is aiohttp's own (``keepalive_timeout``, given
+  to the ``AppRunner``): a connection with no request under way, just opened or after an answer, is
+  closed after it.
+
 aiohttp logs a request its parser refuses at ERROR with a traceback quoting the first 100 bytes of
 the offending line: for an oversized ``Cookie`` header, that is the session cookie.
 :class:`QuietParserErrors` keeps the fact and drops the bytes.
@@ -22,9 +37,10 @@ the offending line: for an oversized ``Cookie`` header, that is the session cook
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, cast
 
 from aiohttp import StreamReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -32,16 +48,97 @@ from aiohttp.http_exceptions import HttpProcessingError
 from . import pages
 from .config import ServerConfig
 
+log = logging.getLogger(__name__)
+
 OWN_MAX_BODY = 64 * 1024
 """The proxy's own POST endpoints (sign-out, back-channel logout) need a few kB at most."""
 _CHUNK = 65536
 
 
-def parser_options(server: ServerConfig) -> dict[str, Any]:
+def runner_options(server: ServerConfig) -> dict[str, Any]:
     """Keyword arguments for ``web.AppRunner`` (``proxy.workers.serve``): the parser accepts any
     single field that fits in the total, so that the total can be judged (and answered 431) by the
-    front layer."""
-    return {"max_field_size": server.max_header_bytes}
+    front layer; idle connections are closed after ``keepalive_timeout``."""
+    return {"max_field_size": server.max_header_bytes, "keepalive_timeout": server.keepalive_timeout}
+
+
+class HeadGuard(asyncio.Protocol):
+    """Between a connection's transport and aiohttp's protocol (``inner``): closes the connection when
+    a request's head has been arriving for ``timeout`` seconds (from its first byte) and is still not
+    complete. Every event is passed on to ``inner`` unchanged."""
+
+    __slots__ = ("_inner", "_transport", "_timeout", "_timer", "_busy")
+
+    def __init__(self, inner: asyncio.Protocol, transport: asyncio.Transport, timeout: float) -> None:
+        self._inner, self._transport, self._timeout = inner, transport, timeout
+        self._timer: asyncio.TimerHandle | None = None
+        self._busy = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._timer is None and not self._busy and data:  # the first byte of a head
+            self._timer = asyncio.get_running_loop().call_later(self._timeout, self._expired)
+        self._inner.data_received(data)
+
+    def head_complete(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._busy = True
+
+    def request_done(self) -> None:
+        self._busy = False
+
+    def _expired(self) -> None:
+        self._timer = None
+        if not self._busy:
+            log.info(
+                "closed a connection whose request head was still incomplete", extra={"event": "slow_head"}
+            )
+            self._transport.close()
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+def guard_heads(server: web.Server, timeout: float) -> None:
+    """Give each new connection of ``server`` a :class:`HeadGuard`, and tell it when its requests'
+    heads are complete (their handling starts) and when their handling ends. After the runner's
+    ``setup()``, before the first connection."""
+    made = server.connection_made
+    handler = server.request_handler
+
+    def connection_made(protocol: Any, transport: asyncio.Transport) -> None:
+        made(protocol, transport)
+        transport.set_protocol(HeadGuard(protocol, transport, timeout))
+
+    async def guarded(request: web.BaseRequest) -> web.StreamResponse:
+        transport = request.transport
+        guard = transport.get_protocol() if transport is not None else None
+        if not isinstance(guard, HeadGuard):
+            return await handler(request)
+        guard.head_complete()
+        try:
+            return await handler(request)
+        finally:
+            guard.request_done()
+
+    server.connection_made = connection_made  # type: ignore[method-assign, assignment]
+    server.request_handler = cast(Any, guarded)
 
 
 def header_bytes(request: web.BaseRequest) -> int:

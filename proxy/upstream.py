@@ -12,9 +12,8 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 from urllib.parse import unquote
 
 import aiohttp
@@ -28,7 +27,6 @@ from .forward_headers import response_headers
 from .keys import METRICS
 from .limits import CappedBody, refusal
 from .logs import stamp_request_id
-from .upstream_fast import FastPool, UpstreamError, plain_target, request_head
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +102,7 @@ WHOLE_MAX = 64 * 1024
 ones are streamed."""
 
 
-def _whole(request: web.BaseRequest, up: _Answer) -> bool:
+def _whole(request: web.BaseRequest, up: aiohttp.ClientResponse) -> bool:
     length = up.content_length
     return (
         length is not None
@@ -122,17 +120,15 @@ async def forward_http(
     headers: CIMultiDict[str],
     max_body: int | None = None,
     no_store: bool = False,
-    fast: FastPool | None = None,
 ) -> web.StreamResponse:
     """``max_body``: a chunked upload is broken off past it (a Content-Length over it never gets here).
-    ``no_store``: the answer must not be cached by the browser (signed-in content). ``fast``: the
-    lean client for GETs without a body to plain-http upstreams (``proxy.upstream_fast``)."""
+    ``no_store``: the answer must not be cached by the browser (signed-in content)."""
     metrics = request.app[METRICS]
     metrics.upstream_opened()
     try:
         started = time.perf_counter()
         try:
-            up = await _send(request, http, upstream, headers, max_body, fast)
+            up = await _send(request, http, upstream, headers, max_body)
         except asyncio.TimeoutError:
             log.warning("upstream timed out", extra={"upstream": str(upstream.url)})
             return pages.error(request, 504, "The application did not answer in time", "Please try again.")
@@ -145,6 +141,10 @@ async def forward_http(
                 request, 502, "The application is unreachable", "Please try again in a moment."
             )
         metrics.upstream_answered(time.perf_counter() - started)
+        if up.status < 200:  # 101: no upgrade was asked for (aiohttp's client skips the other 1xx)
+            up.close()
+            log.warning("upstream switched protocols unasked", extra={"upstream": str(upstream.url)})
+            return pages.error(request, 502, "The application answered wrongly", _TRY_AGAIN)
         try:
             return await _relay(request, up, no_store)
         finally:
@@ -160,41 +160,7 @@ class _BodyCut(Exception):
     """The client's chunked upload went past ``server.max_body_bytes``."""
 
 
-_BROKEN = (aiohttp.ClientError, OSError, UpstreamError)
-
-
-class _Answer(Protocol):
-    @property
-    def status(self) -> int: ...
-    @property
-    def reason(self) -> str | None: ...
-    @property
-    def content_length(self) -> int | None: ...
-
-    def header_items(self) -> Iterable[tuple[str, str]]: ...
-    def chunks(self) -> AsyncIterator[bytes]: ...
-    async def read(self) -> bytes: ...
-    def release(self) -> None: ...
-
-
-class _AiohttpAnswer:
-    """aiohttp's ``ClientResponse`` seen as an :class:`_Answer`."""
-
-    def __init__(self, up: aiohttp.ClientResponse) -> None:
-        self._up = up
-        self.status, self.reason, self.content_length = up.status, up.reason, up.content_length
-
-    def header_items(self) -> Iterable[tuple[str, str]]:
-        return self._up.headers.items()
-
-    def chunks(self) -> AsyncIterator[bytes]:
-        return self._up.content.iter_chunked(_CHUNK)
-
-    async def read(self) -> bytes:
-        return await self._up.read()
-
-    def release(self) -> None:
-        self._up.release()
+_BROKEN = (aiohttp.ClientError, OSError)
 
 
 async def _send(
@@ -203,23 +169,8 @@ async def _send(
     upstream: Upstream,
     headers: CIMultiDict[str],
     max_body: int | None,
-    fast: FastPool | None,
-) -> _Answer:
+) -> aiohttp.ClientResponse:
     url = upstream.target(request.raw_path)
-    target = url.raw_path_qs
-    if (
-        fast is not None
-        and request.method == "GET"
-        and not request.body_exists
-        and url.scheme == "http"
-        and plain_target(target)
-    ):
-        host = url.raw_host or ""
-        authority = f"{host}:{url.port}" if url.explicit_port else host
-        head = request_head("GET", target, authority, headers.items())
-        return await fast.get(
-            host, url.port or 80, head, connect_timeout=CONNECT_TIMEOUT, read_timeout=upstream.timeout
-        )
     capped = None
     if request.body_exists and max_body is not None and request.content_length is None:
         capped = CappedBody(request.content, max_body)
@@ -233,11 +184,11 @@ async def _send(
         if capped is not None and capped.cut:
             raise _BodyCut() from None
         raise
-    return _AiohttpAnswer(up)
+    return up
 
 
-async def _relay(request: web.Request, up: _Answer, no_store: bool) -> web.StreamResponse:
-    out_headers = response_headers(up.header_items())
+async def _relay(request: web.Request, up: aiohttp.ClientResponse, no_store: bool) -> web.StreamResponse:
+    out_headers = response_headers(up.headers.items())
     if no_store:
         for name in ("Cache-Control", "Expires", "Pragma", "ETag", "Last-Modified"):
             out_headers.popall(name, None)
@@ -258,7 +209,7 @@ async def _relay(request: web.Request, up: _Answer, no_store: bool) -> web.Strea
     stamp_request_id(request, resp)
     await resp.prepare(request)
     try:
-        async for chunk in up.chunks():
+        async for chunk in up.content.iter_chunked(_CHUNK):
             await resp.write(chunk)
     except (*_BROKEN, asyncio.TimeoutError) as exc:
         # Too late for a 502: cut the connection so the client sees an incomplete response.

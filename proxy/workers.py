@@ -36,7 +36,7 @@ from aiohttp import web
 from . import dispatch
 from .app import create_app, hot_paths
 from .config import Settings
-from .limits import parser_options, quiet_parser_errors
+from .limits import guard_heads, quiet_parser_errors, runner_options
 from .logs import AccessLogger, setup_logging
 
 log = logging.getLogger(__name__)
@@ -98,11 +98,13 @@ async def _run(settings: Settings, app: web.Application, reuse_port: bool) -> No
         access_log_class=AccessLogger,
         shutdown_timeout=server.shutdown_grace,  # in-flight requests get this long after SIGTERM
         handle_signals=True,
-        **parser_options(server),
+        **runner_options(server),
     )
     await runner.setup()
     try:
         dispatch.install(runner, hot_paths(settings))
+        assert runner.server is not None
+        guard_heads(runner.server, server.header_read_timeout)
         await web.TCPSite(runner, server.host, server.port, reuse_port=reuse_port or None).start()
         await asyncio.Event().wait()  # until SIGTERM / SIGINT
     finally:

@@ -20,7 +20,7 @@ from proxy import dispatch
 from proxy.app import create_app, hot_paths
 from proxy.config import Settings, load_settings
 from proxy.keys import PROVIDER
-from proxy.limits import parser_options
+from proxy.limits import guard_heads, runner_options
 from proxy.logs import AccessLogger
 from tests.support.fake_provider import FakeProvider
 from tests.support.servers import RedisServer, redis_server
@@ -90,8 +90,8 @@ ProxyFactory = Callable[..., Awaitable[RunningProxy]]
 def make_proxy(aiohttp_server: Any) -> ProxyFactory:
     """``await make_proxy(issuer=..., upstream=..., **config_overrides)`` → a proxy on a real port.
 
-    ``as_deployed=True`` runs it as ``python -m proxy`` does: the HTTP parser limits of ``server:`` and
-    the proxy's own access log (not aiohttp's, which logs query strings)."""
+    ``as_deployed=True`` runs it as ``python -m proxy`` does: the HTTP parser limits and the timeouts
+    of ``server:`` and the proxy's own access log (not aiohttp's, which logs query strings)."""
 
     async def factory(
         *,
@@ -113,10 +113,13 @@ def make_proxy(aiohttp_server: Any) -> ProxyFactory:
         app = create_app(settings)
         runner: dict[str, Any] = {}
         if as_deployed:
-            runner = {**parser_options(settings.server), "access_log_class": AccessLogger}
+            runner = {**runner_options(settings.server), "access_log_class": AccessLogger}
         server = await aiohttp_server(app, host="127.0.0.1", **runner)
         assert isinstance(server.runner, web.AppRunner)
         dispatch.install(server.runner, hot_paths(settings))  # as proxy.workers.serve does
+        if as_deployed:
+            assert server.runner.server is not None
+            guard_heads(server.runner.server, settings.server.header_read_timeout)
         if wait_discovery:
             await app[PROVIDER].discover()
         return RunningProxy(str(server.make_url("")).rstrip("/"), app, settings, server)

@@ -36,6 +36,14 @@ class ServerConfig(_Section):
     metrics_listen: str | None = None
     """host:port of a listener of its own for ``GET /metrics`` (e.g. "127.0.0.1:9180"); null: /metrics
     is answered on the main port (and is then never proxied to an upstream)."""
+    header_read_timeout: Duration = 10.0
+    """From its first byte, a request's line and headers must all arrive within this long, else the
+    connection is closed (slowloris). Bodies, WebSockets and streamed answers are not limited by it."""
+    keepalive_timeout: Duration = 75.0
+    """A connection with no request under way (just opened, or between requests) is closed after this
+    long. Keep it longer than the idle timeout of whatever keeps connections open to the proxy (nginx's
+    ``keepalive_timeout`` in an ``upstream`` block: 60s; AWS load balancers: 60s), so that the proxy
+    never closes a connection that is being reused at that moment."""
     shutdown_grace: Duration = 25.0
     """On SIGTERM: stop accepting, let in-flight requests finish for this long, then cut them and
     close. Keep it below Kubernetes' terminationGracePeriodSeconds (30s by default)."""

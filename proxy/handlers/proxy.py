@@ -11,7 +11,7 @@ from aiohttp import web
 from .. import pages
 from ..authz import Rules
 from ..forward_headers import upstream_request_headers
-from ..keys import COOKIES, REQUEST_ID, ROUTER, RULES, SETTINGS, UPSTREAM_FAST, UPSTREAM_HTTP
+from ..keys import COOKIES, REQUEST_ID, ROUTER, RULES, SETTINGS, UPSTREAM_HTTP
 from ..paths import canonical_path
 from ..sessions.base import Identity
 from ..upstream import Upstream, forward_http
@@ -117,5 +117,5 @@ async def _forward(request: web.Request, upstream: Upstream, identity: Identity 
         return await forward_ws(request, app[UPSTREAM_HTTP], upstream, headers)
     return await forward_http(
         request, app[UPSTREAM_HTTP], upstream, headers, max_body=settings.server.max_body_bytes,
-        no_store=settings.headers.no_store and identity is not None, fast=app[UPSTREAM_FAST],
+        no_store=settings.headers.no_store and identity is not None,
     )  # fmt: skip

@@ -24,12 +24,28 @@ Bodies (``server.max_body_bytes``, proxied; the proxy's own endpoints: 64 kB wha
 
 A 413 is answered at once; aiohttp then reads and discards what the client still sends for up to
 10 s before closing (a "lingering close", so that the client gets to read the answer).
+
+Times (``server.header_read_timeout``, default 10 s; ``server.keepalive_timeout``, default 75 s; here
+0.6 s and 1.5 s, on real sockets):
+
+  a request head trickled a byte at a time            → the connection closed, no answer, once the
+                                                        head has taken header_read_timeout (before
+                                                        keepalive_timeout)
+  the same on a kept-alive connection (2nd request)   → closed the same way
+  a head sent in pieces, all within the limit         → served
+  a connection idle after an answer                   → closed after keepalive_timeout, not before
+  a connection opened and never used                  → closed after keepalive_timeout
+  a WebSocket idle for longer than both               → still open and echoing
+  an answer streamed for longer than both             → every chunk arrives
+  an upload trickled for longer than both             → passed through whole (bodies aren't timed)
+  either timeout 0, negative or not a duration        → refused at start-up, naming the key
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -37,6 +53,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from proxy.config import ConfigError, load_settings
 from proxy.limits import OWN_MAX_BODY, QuietParserErrors, quiet_parser_errors
 from tests.conftest import ProxyFactory, RunningProxy
 from tests.security.conftest import is_live
@@ -269,3 +286,161 @@ async def test_own_endpoints_take_64_kb_whatever_the_config(
             assert r.status == 413
 
         assert await is_live(proxy, session_cookie(browser))
+
+
+# --- times ---------------------------------------------------------------------------------------
+
+HEAD_TIMEOUT = 0.6
+IDLE_TIMEOUT = 1.5
+
+
+@pytest.fixture
+async def timed(make_proxy: ProxyFactory, fake_provider: FakeProvider, upstream: str) -> RunningProxy:
+    return await make_proxy(
+        issuer=fake_provider.issuer,
+        upstream=upstream,
+        as_deployed=True,
+        server={"header_read_timeout": "600ms", "keepalive_timeout": "1500ms"},
+    )
+
+
+async def connect(proxy: RunningProxy) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, _, port = proxy.url.removeprefix("http://").partition(":")
+    return await asyncio.open_connection(host, int(port))
+
+
+async def closed_after(reader: asyncio.StreamReader, limit: float = 5.0) -> tuple[float, bytes]:
+    """Seconds until the proxy closes the connection, and what it sent before."""
+    started = time.monotonic()
+    data = await asyncio.wait_for(reader.read(), limit)
+    return time.monotonic() - started, data
+
+
+async def trickle(writer: asyncio.StreamWriter, data: bytes, gap: float) -> None:
+    """Send ``data`` a byte every ``gap`` seconds, until done or the proxy closes."""
+    for i in range(len(data)):
+        writer.write(data[i : i + 1])
+        try:
+            await writer.drain()
+        except ConnectionError:
+            return
+        await asyncio.sleep(gap)
+
+
+async def test_a_trickled_head_is_cut_off_after_the_header_timeout(timed: RunningProxy) -> None:
+    reader, writer = await connect(timed)
+    started = time.monotonic()
+    sender = asyncio.ensure_future(
+        trickle(writer, request_head("/ping", b"X-Slow: " + b"s" * 200 + b"\r\n"), 0.05)
+    )
+    try:
+        _, data = await closed_after(reader)
+    finally:
+        sender.cancel()
+        writer.close()
+    took = time.monotonic() - started
+    assert data == b""  # no answer at all
+    assert HEAD_TIMEOUT - 0.1 < took < IDLE_TIMEOUT, took
+
+
+async def test_a_trickled_second_head_on_a_kept_alive_connection_is_cut_off(timed: RunningProxy) -> None:
+    reader, writer = await connect(timed)
+    try:
+        writer.write(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200")
+        length = int(next(v for k, v in (line.split(b": ", 1) for line in head.split(b"\r\n")[1:] if line)
+                          if k.lower() == b"content-length"))  # fmt: skip
+        await reader.readexactly(length)
+        started = time.monotonic()
+        sender = asyncio.ensure_future(
+            trickle(writer, request_head("/ping", b"X-Slow: " + b"s" * 200 + b"\r\n"), 0.05)
+        )
+        _, data = await closed_after(reader)
+        sender.cancel()
+    finally:
+        writer.close()
+    took = time.monotonic() - started
+    assert data == b"" and HEAD_TIMEOUT - 0.1 < took < IDLE_TIMEOUT, (took, data)
+
+
+async def test_a_head_sent_in_pieces_within_the_limit_is_served(timed: RunningProxy) -> None:
+    reader, writer = await connect(timed)
+    try:
+        head = request_head("/ping")
+        for piece in (head[:10], head[10:20], head[20:]):
+            writer.write(piece)
+            await asyncio.sleep(HEAD_TIMEOUT / 4)
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 200")
+
+
+async def test_an_idle_kept_alive_connection_is_closed_after_the_keepalive_timeout(
+    timed: RunningProxy,
+) -> None:
+    reader, writer = await connect(timed)
+    try:
+        writer.write(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        await asyncio.sleep(0.05)
+        await reader.read(65536)  # the body
+        took, data = await closed_after(reader)
+    finally:
+        writer.close()
+    assert data == b"" and IDLE_TIMEOUT - 0.3 < took < IDLE_TIMEOUT + 1.5, took
+
+
+async def test_a_connection_never_used_is_closed_after_the_keepalive_timeout(timed: RunningProxy) -> None:
+    reader, writer = await connect(timed)
+    try:
+        took, data = await closed_after(reader)
+    finally:
+        writer.close()
+    assert data == b"" and IDLE_TIMEOUT - 0.3 < took < IDLE_TIMEOUT + 1.5, took
+
+
+async def test_a_websocket_outlives_both_timeouts(timed: RunningProxy) -> None:
+    async with await signed_in_browser(timed.url) as browser:
+        async with browser.ws_connect(timed.url + "/ws") as ws:
+            assert (await ws.receive(timeout=5)).data == '{"user": "user1"}'
+            await ws.send_str("before")
+            assert (await ws.receive(timeout=5)).data == "echo:before"
+            await asyncio.sleep(IDLE_TIMEOUT + HEAD_TIMEOUT + 0.5)  # silent both ways
+            await ws.send_str("after")
+            assert (await ws.receive(timeout=5)).data == "echo:after"
+
+
+async def test_a_long_streamed_answer_outlives_both_timeouts(timed: RunningProxy) -> None:
+    chunks, gap = 6, (IDLE_TIMEOUT + HEAD_TIMEOUT) / 4  # ~3 s in all, 0.5 s between chunks
+    async with await signed_in_browser(timed.url) as browser:
+        async with browser.get(f"{timed.url}/stream?chunks={chunks}&size=100&gap={gap}") as r:
+            assert r.status == 200
+            assert len(await r.read()) == chunks * 100
+
+
+async def test_a_trickled_upload_outlives_both_timeouts(timed: RunningProxy) -> None:
+    async with await signed_in_browser(timed.url) as browser:
+        data = chunks(2000, size=250, pause=(IDLE_TIMEOUT + HEAD_TIMEOUT) / 6)
+        async with browser.post(timed.url + "/echo", data=data) as r:
+            assert r.status == 200
+            assert (await r.json())["body_size"] == 2000
+
+
+@pytest.mark.parametrize("key", ["header_read_timeout", "keepalive_timeout"])
+@pytest.mark.parametrize("value", [0, -1, "0s", "soon", "inf"])
+def test_bad_timeouts_are_refused_at_start_up(key: str, value: Any) -> None:
+    base = {
+        "provider": {"issuer_url": "https://idp.example", "client_id": "proxy", "client_secret": "s"},
+        "cookie": {"secret": "x" * 32, "secure": False},
+        "session": {"store": "memory"},
+    }
+    with pytest.raises(ConfigError, match=key):
+        load_settings(None, **{**base, "server": {key: value}})
+
+
+def test_timeout_defaults() -> None:
+    from proxy.config import ServerConfig
+
+    assert (ServerConfig().header_read_timeout, ServerConfig().keepalive_timeout) == (10.0, 75.0)
