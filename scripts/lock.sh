@@ -55,7 +55,8 @@ compile requirements/build.lock requirements/build.in -c requirements/test.lock
 compile requirements/tools.lock requirements/tools.in "${upgrade[@]}"
 
 say "what moved in requirements/test.lock:"
-pins requirements/test.lock | diff "$before" - | grep -E '^[<>]' || say "  nothing"
+moved=$(pins requirements/test.lock | diff "$before" - | grep -E '^[<>]' || true)
+printf '%s\n' "${moved:-  nothing}" >&2
 
 if [ "$testing" = 1 ]; then
   say "running the whole suite on the new lock (scripts/test.sh)"
