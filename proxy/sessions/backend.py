@@ -15,9 +15,6 @@ class Backend(Protocol):
     async def set(self, key: str, value: bytes, ttl: int) -> None:
         """Store ``value`` for ``ttl`` seconds, replacing any previous value."""
 
-    async def getdel(self, key: str) -> bytes | None:
-        """Read and delete in one step: of two concurrent callers, only one gets the value."""
-
     async def delete(self, *keys: str) -> int: ...
 
     async def add_new(self, key: str, value: bytes, ttl: int) -> bool:

@@ -33,11 +33,6 @@ class MemoryBackend:
         if len(self._data) % 1024 == 0:
             self._sweep()
 
-    async def getdel(self, key: str) -> bytes | None:
-        value = self._live(key)
-        self._data.pop(key, None)
-        return value
-
     async def delete(self, *keys: str) -> int:
         removed = 0
         for key in keys:
