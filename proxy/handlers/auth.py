@@ -67,7 +67,7 @@ def _rd_too_long(request: web.Request, size: int) -> web.StreamResponse:
     log.warning("rd too long on /start: %d bytes", size, extra={"event": "rd_too_long"})
     return pages.error(
         request, 400, "Address too long",
-        f"The address to return to after sign-in is longer than {MAX_RD_BYTES} bytes.",
+        f"The address to return to after sign-in is too long (at most {MAX_RD_BYTES} bytes).",
     )  # fmt: skip
 
 
