@@ -169,7 +169,7 @@ async def make_session_cookies(redis_url: str, n: int) -> list[str]:
     the cookie value of each, in order."""
     settings = load_settings(None, provider={"issuer_url": "http://127.0.0.1:9/x", "client_id": "p",
                              "client_secret": "s"}, cookie={"secret": SECRET})  # fmt: skip
-    codec = CookieCodec(settings.cookie, settings.session.lifetime, "/oauth")
+    codec = CookieCodec(settings.cookie, settings.session.lifetime)
     store = SessionStore(RedisBackend.from_url(redis_url))
     now = time.time()
     cookies = []

@@ -135,7 +135,7 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
     app = web.Application()
     app[SETTINGS] = settings
     app[METRICS] = Metrics.for_process(prefix)
-    app[COOKIES] = CookieCodec(settings.cookie, settings.session.lifetime, login_path=prefix)
+    app[COOKIES] = CookieCodec(settings.cookie, settings.session.lifetime)
     app[PROVIDER_CLIENT] = Client(
         settings.provider.client_id, settings.provider.secret, tuple(settings.provider.scopes)
     )

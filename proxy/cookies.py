@@ -1,11 +1,11 @@
 """The session cookie: a signed opaque ticket (~110 bytes whatever the tokens weigh), and the
-short-lived login cookie that binds a login's ``state`` to the browser that started it.
+short-lived login cookies, one per pending login, each holding that login sealed (``proxy.login_state``).
 
 Names: with ``secure`` the session cookie is ``__Host-<name>`` (``__Secure-<name>`` when a ``domain``
-is set) and the login cookie ``__Secure-<name>_login`` (its path is the proxy prefix, which
-``__Host-`` forbids). Browsers accept such a cookie only over https, with Secure, and ``__Host-`` only
-without a Domain and with Path=/, so neither a plain-http page nor a sibling subdomain can plant or
-overwrite ours.
+is set) and each login cookie ``__Host-<name>_login_<hash of its state>`` (Path=/, never a Domain: only
+the host that started a login finishes it). Browsers accept such a cookie only over https, with
+Secure, and ``__Host-`` only without a Domain and with Path=/, so neither a plain-http page nor a
+sibling subdomain can plant or overwrite ours; a login cookie under any other name is ignored.
 
 Secrets rotate: ``cookie.secret`` may list several; the first signs, every one verifies. The same
 keys make the sign-out CSRF token: an HMAC of the session id, so it needs no storage and dies with
@@ -19,12 +19,14 @@ import binascii
 import functools
 import hashlib
 import hmac
+import secrets
 
 from aiohttp import web
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .config import CookieConfig
+from .login_state import LOGIN_TTL, MAX_PENDING, PENDING_BYTES, LoginSealer, PendingLogin, login_suffix
 from .sessions.base import Ticket
 
 _PREFIX = "1."
@@ -56,15 +58,37 @@ def cookie_name(name: str, *, secure: bool, host_only: bool) -> str:
     return ("__Host-" if host_only else "__Secure-") + name
 
 
+class CookieNames(frozenset[str]):
+    """Names of our cookies: these exact names, and every name that starts with one of ``prefixes``
+    (the login cookies, one per pending login). ``in`` answers for both."""
+
+    prefixes: tuple[str, ...]
+
+    def __new__(cls, names: frozenset[str], prefixes: tuple[str, ...]) -> CookieNames:
+        self = super().__new__(cls, names)
+        self.prefixes = prefixes
+        return self
+
+    def __contains__(self, name: object) -> bool:
+        if frozenset.__contains__(self, name):
+            return True
+        return isinstance(name, str) and name.startswith(self.prefixes)
+
+
 class CookieCodec:
-    def __init__(self, config: CookieConfig, lifetime: float, login_path: str) -> None:
+    def __init__(self, config: CookieConfig, lifetime: float) -> None:
         self.config = config
         self.name = cookie_name(config.name, secure=config.secure, host_only=config.domain is None)
-        self.login_name = cookie_name(f"{config.name}_login", secure=config.secure, host_only=False)
-        self.names = frozenset({self.name, self.login_name, config.name, f"{config.name}_login"})
+        self.login_name = cookie_name(f"{config.name}_login", secure=config.secure, host_only=True)
+        """The login cookies' names start with this and ``_`` (then :func:`login_suffix`)."""
+        old_login = {f"{config.name}_login", f"__Secure-{config.name}_login"}  # (the single binding cookie)
+        self.names = CookieNames(
+            frozenset({self.name, config.name, self.login_name, *old_login}),
+            tuple(sorted({f"{n}_" for n in (self.login_name, *old_login)})),
+        )
         """Every name our cookies have or had (before the prefixes): never passed to upstreams."""
         self._lifetime = int(lifetime)
-        self._login_path = login_path
+        self.logins = LoginSealer(config.secrets_bytes)
         self._mac_keys = tuple(_derive(s, b"auth-proxy cookie mac v1") for s in config.secrets_bytes)
         self._csrf_keys = tuple(_derive(s, b"auth-proxy csrf v1") for s in config.secrets_bytes)
         self._decode_memo = functools.lru_cache(maxsize=_MEMO)(self._decode)
@@ -142,29 +166,69 @@ class CookieCodec:
         return any(hmac.compare_digest(given, self._csrf(key, ticket).encode()) for key in self._csrf_keys)
 
     def set(self, response: web.StreamResponse, ticket: Ticket) -> None:
-        self._set(response, self.name, self.encode(ticket), self._lifetime, "/")
+        self._set(response, self.name, self.encode(ticket), self._lifetime, "/", self.config.domain)
 
     def clear(self, response: web.StreamResponse) -> None:
         """Expire the cookie with the same attributes it was set with (else browsers keep it)."""
-        self._del(response, self.name, "/")
+        self._del(response, self.name, "/", self.config.domain)
 
-    # --- the login binding -------------------------------------------------------------------
+    # --- the pending logins ------------------------------------------------------------------
 
-    def set_login(self, response: web.StreamResponse, value: str, max_age: int) -> None:
-        self._set(response, self.login_name, value, max_age, self._login_path)
+    def login_cookie(self, state: str) -> str:
+        """The name of the cookie that holds the login started with ``state``."""
+        return f"{self.login_name}_{login_suffix(state)}"
 
-    def clear_login(self, response: web.StreamResponse) -> None:
-        self._del(response, self.login_name, self._login_path)
+    def pending_login(self, request: web.BaseRequest, state: str) -> PendingLogin | None:
+        """The login this browser started with ``state``: the cookie of that name opens under one of
+        our secrets and holds exactly this state. (Its age is for the caller to judge.)"""
+        value = request.cookies.get(self.login_cookie(state))
+        login = self.logins.open(value) if value else None
+        if login is None or not secrets.compare_digest(login.state.encode(), state.encode()):
+            return None
+        return login
 
-    def _set(self, response: web.StreamResponse, name: str, value: str, max_age: int, path: str) -> None:
+    def login_cookie_value(self, login: PendingLogin) -> tuple[str, str]:
+        return self.login_cookie(login.state), self.logins.seal(login)
+
+    def set_login(
+        self, response: web.StreamResponse, request: web.BaseRequest, cookie: tuple[str, str], now: float
+    ) -> None:
+        """Add a pending login's cookie; expire the others that are unreadable, stale, or beyond
+        ``MAX_PENDING`` or ``PENDING_BYTES`` counted from the newest."""
+        name, value = cookie
+        family = self.login_name + "_"
+        kept: list[tuple[float, str, int]] = []
+        for other, other_value in request.cookies.items():
+            if not other.startswith(family) or other == name:
+                continue
+            login = self.logins.open(other_value)
+            if login is None or not login.fresh(now) or self.login_cookie(login.state) != other:
+                self._del(response, other, "/", None)
+            else:
+                kept.append((login.started_at, other, len(other) + len(other_value)))
+        budget, count = PENDING_BYTES - len(name) - len(value), 1
+        for _, other, size in sorted(kept, reverse=True):
+            if count < MAX_PENDING and size <= budget:
+                count, budget = count + 1, budget - size
+            else:
+                count, budget = MAX_PENDING, -1  # this one and every older one go
+                self._del(response, other, "/", None)
+        self._set(response, name, value, LOGIN_TTL, "/", None)
+
+    def clear_login(self, response: web.StreamResponse, state: str) -> None:
+        self._del(response, self.login_cookie(state), "/", None)
+
+    def _set(
+        self, response: web.StreamResponse, name: str, value: str, max_age: int, path: str, domain: str | None
+    ) -> None:
         c = self.config
         response.set_cookie(
-            name, value, max_age=max_age, path=path, domain=c.domain, secure=c.secure,
+            name, value, max_age=max_age, path=path, domain=domain, secure=c.secure,
             httponly=True, samesite=c.samesite.capitalize(),
         )  # fmt: skip
 
-    def _del(self, response: web.StreamResponse, name: str, path: str) -> None:
+    def _del(self, response: web.StreamResponse, name: str, path: str, domain: str | None) -> None:
         c = self.config
         response.del_cookie(
-            name, path=path, domain=c.domain, secure=c.secure, httponly=True, samesite=c.samesite.capitalize()
+            name, path=path, domain=domain, secure=c.secure, httponly=True, samesite=c.samesite.capitalize()
         )

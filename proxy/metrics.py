@@ -52,7 +52,7 @@ RefreshOutcome = Literal["success", "ended", "error"]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-STORE_OPS = ("get", "set", "getdel", "delete", "add_new", "delete_if", "expire", "index_add",
+STORE_OPS = ("get", "set", "delete", "add_new", "delete_if", "expire", "index_add",
              "index_members", "index_remove", "ping", "set_existing")  # fmt: skip
 
 
@@ -262,9 +262,6 @@ class InstrumentedBackend:
 
     async def set_existing(self, key: str, value: bytes, ttl: int) -> bool:
         return await self._run("set_existing", self.inner.set_existing(key, value, ttl))
-
-    async def getdel(self, key: str) -> bytes | None:
-        return await self._run("getdel", self.inner.getdel(key))
 
     async def delete(self, *keys: str) -> int:
         return await self._run("delete", self.inner.delete(*keys))

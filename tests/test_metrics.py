@@ -88,7 +88,7 @@ async def test_requests_by_route_class_and_status_logins_logouts_and_the_store(
     assert value(text, "auth_proxy_logouts_total", kind="user") == 1
     assert value(text, "auth_proxy_logouts_total", kind="backchannel") == 1
     assert value(text, "auth_proxy_store_operations_total", op="get") >= 4
-    assert value(text, "auth_proxy_store_operations_total", op="getdel") == 2  # one per login state
+    assert value(text, "auth_proxy_store_operations_total", op="add_new") == 3  # 2 logins, 1 logout token
     assert value(text, "auth_proxy_store_errors_total", op="get") == 0
     assert value(text, "auth_proxy_store_operation_duration_seconds_count") > 0
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import re
 import secrets
 import time
 
@@ -14,23 +11,17 @@ from aiohttp import web
 from .. import pages
 from ..errors import ProviderUnavailable, ProxyError
 from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE, TEMPLATES
+from ..login_state import CLOCK_SKEW, LOGIN_TTL, MAX_COOKIE_BYTES, MAX_RD_BYTES, PendingLogin
 from ..metrics import record_login
 from ..oidc.bearer import login_identity
 from ..oidc.client import authorization_url, exchange_code
 from ..oidc.tokens import verify_id_token
 from ..redirects import safe_redirect
-from ..sessions.base import LoginState, Session
-from ..sessions.store import LOGIN_TTL
+from ..sessions.base import Session
 from .auth_request import original_url
 from .context import client_ip, own_origin, prefix, provider_start_url, start_url
 
 log = logging.getLogger(__name__)
-
-_BINDING = re.compile(r"[A-Za-z0-9_-]{32,64}")
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def redirect(location: str) -> web.Response:
@@ -38,27 +29,27 @@ def redirect(location: str) -> web.Response:
 
 
 async def start(request: web.Request) -> web.StreamResponse:
-    settings = request.app[SETTINGS]
+    """Seal a new login into its own cookie and send the browser to the provider. Nothing is
+    stored: an anonymous request here costs CPU only (``proxy.login_state``)."""
+    settings, codec = request.app[SETTINGS], request.app[COOKIES]
     meta = request.app[PROVIDER].metadata
     await request.app[PROVIDER].check_reachable()
     own = own_origin(request)
     # rd, else the original URL an auth_request caller names (nginx's @signin passes it as a header)
     rd = request.query.get("rd") or original_url(request)
+    if rd and len(rd.encode()) > MAX_RD_BYTES:
+        return _rd_too_long(request, len(rd.encode()))
     return_to = safe_redirect(rd, own, settings.logout.allowed_redirect_domains)
     if return_to is None:
         if rd:
             log.warning("rejected unsafe rd on /start", extra={"event": "unsafe_redirect"})
         return_to = own + "/"
-    # One binding value per browser, reused while it lives, so that logins started in two tabs
-    # both complete; each login's state is still single-use.
-    binding = request.cookies.get(request.app[COOKIES].login_name, "")
-    if not _BINDING.fullmatch(binding):
-        binding = secrets.token_urlsafe(32)
     state, nonce, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(64)
     redirect_uri = settings.provider.redirect_url or f"{own}{prefix(request)}/callback"
-    await request.app[STORE].put_login(
-        state, LoginState(nonce, verifier, redirect_uri, return_to, _digest(binding))
-    )
+    now = time.time()
+    cookie = codec.login_cookie_value(PendingLogin(state, nonce, verifier, redirect_uri, return_to, now))
+    if len(cookie[0]) + len(cookie[1]) > MAX_COOKIE_BYTES:  # rd within its limit, but escaped longer
+        return _rd_too_long(request, len((rd or "").encode()))
     url = authorization_url(
         meta,
         request.app[PROVIDER_CLIENT],
@@ -68,8 +59,16 @@ async def start(request: web.Request) -> web.StreamResponse:
         code_verifier=verifier,
     )
     response = redirect(url)
-    request.app[COOKIES].set_login(response, binding, LOGIN_TTL)
+    codec.set_login(response, request, cookie, now)
     return response
+
+
+def _rd_too_long(request: web.Request, size: int) -> web.StreamResponse:
+    log.warning("rd too long on /start: %d bytes", size, extra={"event": "rd_too_long"})
+    return pages.error(
+        request, 400, "Address too long",
+        f"The address to return to after sign-in is too long (at most {MAX_RD_BYTES} bytes).",
+    )  # fmt: skip
 
 
 async def sign_in(request: web.Request) -> web.StreamResponse:
@@ -85,14 +84,19 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
 
 async def callback(request: web.Request) -> web.StreamResponse:
     retry = start_url(request, "/")
+    state = request.query.get("state", "")
     try:
-        return await _callback(request)
+        response = await _callback(request, state)
     except ProxyError as exc:
         log.warning("login failed: %s", exc.message, extra={"event": "login_failed"})
         if isinstance(exc, ProviderUnavailable):
             request.app[PROVIDER].suspect()
         record_login(request.app, ok=False)
-        return pages.error(request, exc.status, exc.title, exc.user_message, retry_url=retry)
+        response = pages.error(request, exc.status, exc.title, exc.user_message, retry_url=retry)
+    codec = request.app[COOKIES]
+    if state and codec.login_cookie(state) in request.cookies:
+        codec.clear_login(response, state)  # whatever the outcome: one try per login
+    return response
 
 
 class _Fail(ProxyError):
@@ -100,23 +104,31 @@ class _Fail(ProxyError):
     title = "Sign-in did not complete"
 
 
-async def _callback(request: web.Request) -> web.StreamResponse:
+_NO_LOGIN = (
+    "This sign-in has expired or was already used, or was started in another browser "
+    "(or its cookie was lost). Please sign in again."
+)
+
+
+def _pending(request: web.Request, state: str) -> PendingLogin:
+    """The login this browser started with ``state``, if it still may finish."""
+    login = request.app[COOKIES].pending_login(request, state)
+    if login is None:
+        raise _Fail(_NO_LOGIN)
+    if not login.fresh(time.time()):
+        raise _Fail("This sign-in has expired. Please sign in again.")
+    return login
+
+
+async def _callback(request: web.Request, state: str) -> web.StreamResponse:
     app, q = request.app, request.query
     settings, store, codec = app[SETTINGS], app[STORE], app[COOKIES]
-    state = q.get("state", "")
     if "error" in q:
-        if state:
-            await store.take_login(state)
         reason = q.get("error_description") or q.get("error", "")
         raise _Fail(f"The sign-in provider answered: {reason[:200]}")
     if not state or not q.get("code"):
         raise _Fail("The sign-in answer is missing its code or state.")
-    login = await store.take_login(state)
-    if login is None:
-        raise _Fail("This sign-in has expired or was already used. Please sign in again.")
-    binding = request.cookies.get(codec.login_name, "")
-    if not binding or not hmac.compare_digest(_digest(binding), login.browser_binding):
-        raise _Fail("This sign-in was started in another browser or its cookie was lost.")
+    login = _pending(request, state)
     provider = app[PROVIDER]
     client = app[PROVIDER_CLIENT]
     exchanged_at = time.time()
@@ -137,6 +149,10 @@ async def _callback(request: web.Request) -> web.StreamResponse:
         nonce=login.nonce,
         access_token=tokens.access_token,
     )
+    # One session per login, even from a provider that took the same code twice. Written only
+    # after the provider vouched for this login, so anonymous requests never reach the store.
+    if not await store.first_use("login:" + state, LOGIN_TTL + CLOCK_SKEW):
+        raise _Fail(_NO_LOGIN)
     now = time.time()
     session = Session(
         identity=login_identity(settings.authorization, claims, tokens.access_token),

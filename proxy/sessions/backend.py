@@ -19,9 +19,6 @@ class Backend(Protocol):
         """Replace ``key``'s value only while it exists (SET XX), in one step; whether it did. What
         updates a session: a session deleted meanwhile (logout) stays deleted."""
 
-    async def getdel(self, key: str) -> bytes | None:
-        """Read and delete in one step: of two concurrent callers, only one gets the value."""
-
     async def delete(self, *keys: str) -> int: ...
 
     async def add_new(self, key: str, value: bytes, ttl: int) -> bool:

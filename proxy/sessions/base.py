@@ -188,27 +188,5 @@ class Session:
             raise ValueError(f"malformed session: {type(exc).__name__}") from None
 
 
-@dataclass(frozen=True)
-class LoginState:
-    """What /start remembers for /callback, under the ``state`` value, for a few minutes."""
-
-    nonce: str
-    code_verifier: str
-    redirect_uri: str
-    return_to: str
-    browser_binding: str
-    """SHA-256 of the value in the browser's login cookie, which the callback must present."""
-
-    def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> LoginState:
-        try:
-            return cls(**json.loads(raw))
-        except (TypeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"malformed login state: {type(exc).__name__}") from None
-
-
 _IDENTITY_FIELDS = frozenset(f.name for f in fields(Identity))
 _SESSION_FIELDS = frozenset(f.name for f in fields(Session)) - {"identity", "version"}

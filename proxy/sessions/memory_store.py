@@ -41,11 +41,6 @@ class MemoryBackend:
         self._data[key] = (value, self._clock() + ttl)
         return True
 
-    async def getdel(self, key: str) -> bytes | None:
-        value = self._live(key)
-        self._data.pop(key, None)
-        return value
-
     async def delete(self, *keys: str) -> int:
         removed = 0
         for key in keys:

@@ -130,9 +130,6 @@ class RedisBackend:
             raise ValueError("ttl must be positive")
         return bool(await self._call(self._redis.set(key, value, ex=ttl, xx=True)))
 
-    async def getdel(self, key: str) -> bytes | None:
-        return _bytes(await self._call(self._redis.getdel(key)))
-
     async def delete(self, *keys: str) -> int:
         if not keys:
             return 0

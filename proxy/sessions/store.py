@@ -1,4 +1,5 @@
-"""Sessions and login states on top of a backend: encryption, keys, lifetimes."""
+"""Sessions on top of a backend: encryption, keys, lifetimes. (Pending logins are never stored:
+they live sealed in the browser's login cookie, ``proxy.login_state``.)"""
 
 from __future__ import annotations
 
@@ -11,23 +12,17 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from .backend import Backend
-from .base import LoginState, Session, Ticket, session_key
+from .base import Session, Ticket, session_key
 from .crypto import open_sealed, seal
 from .invalidation import Invalidation
 from .records import SessionRecord, record_key, seen_key
 
 log = logging.getLogger(__name__)
 
-LOGIN_TTL = 600
-"""Seconds a started login may take before its state expires."""
 SEEN_EVERY = 60.0
 """A session's last-seen time is written at most this often (per process)."""
 SEEN_MEMORY = 10_000
 _NEVER = float("-inf")
-
-
-def _login_key(state: str) -> str:
-    return "ap:login:" + hashlib.sha256(state.encode()).hexdigest()
 
 
 def _h(value: str) -> str:
@@ -43,9 +38,10 @@ def sid_index(sid: str) -> str:
     return f"ap:sid:{{{_h(sid)}}}"
 
 
-ENDED_SID_TTL = LOGIN_TTL + 120
-"""How long an ended provider session's sid is remembered: longer than a login may take (its state
-lives LOGIN_TTL) plus the code exchange; a provider never issues a new login with an ended sid."""
+ENDED_SID_TTL = 600 + 120
+"""How long an ended provider session's sid is remembered: longer than a login may take (its sealed
+state lives ``proxy.login_state.LOGIN_TTL``, 600 s) plus the code exchange; a provider never issues a
+new login with an ended sid."""
 
 CODE_LIFETIME = 60.0
 """How long before its code exchange a login's code may have been issued (Keycloak: 60 s). Only a
@@ -291,19 +287,6 @@ class SessionStore:
     async def first_use(self, name: str, ttl: int) -> bool:
         """True the first time ``name`` is seen within ``ttl`` seconds (replay protection)."""
         return await self.backend.add_new("ap:once:" + _h(name), b"1", ttl)
-
-    async def put_login(self, state: str, login: LoginState) -> None:
-        await self.backend.set(_login_key(state), login.to_bytes(), LOGIN_TTL)
-
-    async def take_login(self, state: str) -> LoginState | None:
-        """The login started with ``state``, at most once (read and deleted in one step)."""
-        raw = await self.backend.getdel(_login_key(state))
-        if raw is None:
-            return None
-        try:
-            return LoginState.from_bytes(raw)
-        except ValueError:
-            return None
 
     async def ping(self) -> None:
         await self.backend.ping()

@@ -12,7 +12,8 @@ nothing answers 500:
   under the unprefixed, __Secure- or lower-case __host- name a sibling subdomain could plant
 
 Names: secure and no domain → ``__Host-<name>`` (Path=/, no Domain, Secure); secure with a domain →
-``__Secure-<name>``; the login cookie (path /oauth) → ``__Secure-<name>_login``; not secure → plain.
+``__Secure-<name>``; each login cookie → ``__Host-<name>_login_<hash of its state>`` (Path=/, no Domain,
+even with a domain; tests/security/test_login_state.py); not secure → plain.
 
 Rotation: ``cookie.secret: [new, old]`` keeps old cookies working and signs new ones with ``new``;
 dropping ``old`` ends them; ``secret_file`` lines work the same; a short secret anywhere in the list is
@@ -38,9 +39,7 @@ from tests.support.browser import navigate, new_browser
 from tests.support.fake_provider import FakeProvider
 from tests.support.login import session_cookie, signed_in_browser
 
-OTHER = CookieCodec(
-    CookieConfig.model_validate({"secret": "another-secret-0123456789abcdefghij"}), 3600, "/oauth"
-)
+OTHER = CookieCodec(CookieConfig.model_validate({"secret": "another-secret-0123456789abcdefghij"}), 3600)
 
 
 def flip(text: str, index: int) -> str:
@@ -91,9 +90,9 @@ async def test_correctly_signed_ticket_of_no_session_is_nobody(proxy: RunningPro
 async def test_login_cookie_value_is_not_a_session(proxy: RunningProxy) -> None:
     async with new_browser() as browser:
         async with browser.get(proxy.url + "/oauth/start", allow_redirects=False) as r:
-            binding = r.cookies["_auth_proxy_login"].value
+            login = next(c.value for c in r.cookies.values() if c.key.startswith("_auth_proxy_login_"))
 
-    await treated_as_nobody(proxy, f"_auth_proxy={binding}")
+    await treated_as_nobody(proxy, f"_auth_proxy={login}")
 
 
 async def test_replayed_after_sign_out_is_nobody(proxy: RunningProxy) -> None:
@@ -124,20 +123,22 @@ async def test_replayed_after_back_channel_logout_is_nobody(
 @pytest.mark.parametrize(
     ("config", "session_name", "login_name"),
     [
-        ({"secure": True}, "__Host-sid", "__Secure-sid_login"),
-        ({"secure": True, "domain": "example.com"}, "__Secure-sid", "__Secure-sid_login"),
+        ({"secure": True}, "__Host-sid", "__Host-sid_login"),
+        ({"secure": True, "domain": "example.com"}, "__Secure-sid", "__Host-sid_login"),
         ({"secure": False}, "sid", "sid_login"),
         ({"secure": False, "domain": "example.com"}, "sid", "sid_login"),
     ],
     ids=["secure", "secure-with-domain", "insecure", "insecure-with-domain"],
 )
 def test_cookie_names(config: dict[str, Any], session_name: str, login_name: str) -> None:
-    codec = CookieCodec(
-        CookieConfig.model_validate({"secret": COOKIE_SECRET, "name": "sid", **config}), 60, "/o"
-    )
+    codec = CookieCodec(CookieConfig.model_validate({"secret": COOKIE_SECRET, "name": "sid", **config}), 60)
 
     assert (codec.name, codec.login_name) == (session_name, login_name)
-    assert {"sid", "sid_login", session_name, login_name} == codec.names  # all kept from upstreams
+    assert codec.login_cookie("s").startswith(login_name + "_")
+    old = {"sid_login", "__Secure-sid_login"}  # the login binding cookie of earlier versions
+    assert {"sid", session_name, login_name, *old} == codec.names  # all kept from upstreams
+    assert codec.login_cookie("s") in codec.names and "sid_login_x" in codec.names
+    assert "sid_other" not in codec.names
 
 
 @pytest.mark.parametrize("name", ["__Host-x", "__secure-x", "__HOST-x"])
@@ -166,7 +167,8 @@ async def test_secure_login_sets_host_prefixed_cookies(secure_proxy: RunningProx
         async with browser.get(callback, allow_redirects=False) as r:
             session = next(h for h in r.headers.getall("Set-Cookie") if h.startswith("__Host-_auth_proxy="))
 
-    assert login.startswith("__Secure-_auth_proxy_login=") and "Path=/oauth" in login and "Secure" in login
+    assert login.startswith("__Host-_auth_proxy_login_") and "Path=/;" in login and "Secure" in login
+    assert "Domain" not in login
     assert "Path=/;" in session and "Secure" in session and "Domain" not in session
 
 

@@ -53,9 +53,7 @@ from tests.security.test_open_redirects import ALLOWED, ORIGIN, lands_on_own_or_
 
 ISSUER = "https://idp.example.com/realms/demo"
 KEY = RSAKey.generate_key(2048, parameters={"kid": "k1"})
-CODEC = CookieCodec(
-    CookieConfig.model_validate({"secret": "fuzz-cookie-secret-0123456789abcdef"}), 3600, "/oauth"
-)
+CODEC = CookieCodec(CookieConfig.model_validate({"secret": "fuzz-cookie-secret-0123456789abcdef"}), 3600)
 B64URL = string.ascii_letters + string.digits + "-_"
 
 # --- values --------------------------------------------------------------------------------------

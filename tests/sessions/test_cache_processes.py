@@ -94,7 +94,7 @@ async def test_without_the_feed_nothing_is_served_from_memory(
     (a, b), cookie = signed_in
     provider = {"issuer_url": "http://x/r", "client_id": "p", "client_secret": "s"}
     settings = load_settings(None, provider=provider, cookie={"secret": COOKIE_SECRET, "secure": False})
-    ticket = CookieCodec(settings.cookie, 3600, "/oauth").decode(cookie)
+    ticket = CookieCodec(settings.cookie, 3600).decode(cookie)
     assert ticket is not None
     redis = Redis.from_url(redis_srv.url)
     try:

@@ -42,7 +42,7 @@ async def test_one_refresh_for_100_requests_over_2_processes(
         await asyncio.to_thread(wait_port, int(url.rsplit(":", 1)[1]), 20)
     fake_provider.refresh_delay = 0.3  # a slow provider widens the race
     settings = load_settings(None, **config)
-    codec = CookieCodec(settings.cookie, settings.session.lifetime, "/oauth")
+    codec = CookieCodec(settings.cookie, settings.session.lifetime)
     store = SessionStore(RedisBackend.from_url(settings.session.redis_url.get_secret_value()))
     async with new_browser() as browser:
         for _ in range(100):  # the processes discover the provider in the background

@@ -4,7 +4,6 @@ a standalone server, behind Sentinel and as a 3-node Cluster (tests/sessions/con
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -13,10 +12,10 @@ import pytest
 
 from proxy.errors import StoreUnavailable
 from proxy.sessions.backend import Backend
-from proxy.sessions.base import Identity, LoginState, Session, Ticket
+from proxy.sessions.base import Identity, Session, Ticket
 from proxy.sessions.memory_store import MemoryBackend
 from proxy.sessions.redis_store import RedisBackend
-from proxy.sessions.store import LOGIN_TTL, SessionStore, sid_index, sub_index
+from proxy.sessions.store import SessionStore, sid_index, sub_index
 from tests.support.servers import free_port
 
 
@@ -88,11 +87,11 @@ async def test_ttl_is_what_was_asked(harness: Harness) -> None:
     assert 118 <= ttl <= 120
 
 
-async def test_getdel_is_single_use_even_when_concurrent(harness: Harness) -> None:
-    await harness.backend.set("once", b"v", 60)
-    results = await asyncio.gather(*(harness.backend.getdel("once") for _ in range(20)))
-    assert results.count(b"v") == 1
-    assert await harness.backend.get("once") is None
+async def test_first_use_is_single_use_even_when_concurrent(harness: Harness) -> None:
+    """What keeps a login to one session (the callback marks its state used)."""
+    store = SessionStore(harness.backend, clock=harness.clock)
+    results = await asyncio.gather(*(store.first_use("login:s", 60) for _ in range(20)))
+    assert results.count(True) == 1
 
 
 async def test_delete_counts_only_existing_keys(harness: Harness) -> None:
@@ -164,22 +163,6 @@ async def test_session_past_its_absolute_end_is_not_loaded(harness: Harness) -> 
     assert await store.load(ticket) is None
 
 
-async def test_login_state_is_single_use(harness: Harness) -> None:
-    store = SessionStore(harness.backend, clock=harness.clock)
-    login = LoginState("nonce", "verifier", "http://x/cb", "http://x/", "binding")
-    await store.put_login("state-1", login)
-    assert await store.take_login("state-2") is None
-    assert await store.take_login("state-1") == login
-    assert await store.take_login("state-1") is None
-
-
-async def test_login_state_expires(harness: Harness) -> None:
-    store = SessionStore(harness.backend, clock=harness.clock)
-    await store.put_login("s", LoginState("n", "v", "r", "t", "b"))
-    ttl = await harness.ttl_of("ap:login:" + hashlib.sha256(b"s").hexdigest())
-    assert LOGIN_TTL - 2 <= ttl <= LOGIN_TTL
-
-
 async def test_memory_backend_forgets_expired_keys() -> None:
     clock = Clock()
     backend = MemoryBackend(clock=clock)
@@ -198,7 +181,7 @@ async def test_unreachable_redis_raises_store_unavailable() -> None:
     store = SessionStore(backend)
     started = time.monotonic()
     for op in (store.ping(), store.load(Ticket.new()), store.create(make_session(time.time())),
-               store.take_login("s")):  # fmt: skip
+               store.first_use("s", 60)):  # fmt: skip
         with pytest.raises(StoreUnavailable):
             await op
     assert time.monotonic() - started < 10

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from proxy.config import CookieConfig
 from proxy.cookies import CookieCodec
+from proxy.login_state import PendingLogin
 from proxy.sessions.base import Ticket
 
 SECRET = "k" * 32
@@ -21,8 +22,8 @@ FIXED = Ticket(bytes(range(16)), bytes(range(100, 132)))
 B64URL = string.ascii_letters + string.digits + "-_"
 
 
-def make_codec(lifetime: float = 3600, login_path: str = "/oauth", **cookie: Any) -> CookieCodec:
-    return CookieCodec(CookieConfig.model_validate({"secret": SECRET, **cookie}), lifetime, login_path)
+def make_codec(lifetime: float = 3600, **cookie: Any) -> CookieCodec:
+    return CookieCodec(CookieConfig.model_validate({"secret": SECRET, **cookie}), lifetime)
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ def test_the_fast_cookie_lookup_agrees_with_aiohttps_parse(codec: CookieCodec, h
 
 
 def test_other_secret_is_refused(codec: CookieCodec) -> None:
-    other = CookieCodec(CookieConfig.model_validate({"secret": "o" * 32}), 3600, "/oauth")
+    other = CookieCodec(CookieConfig.model_validate({"secret": "o" * 32}), 3600)
 
     assert other.decode(codec.encode(Ticket.new())) is None
 
@@ -256,29 +257,39 @@ async def test_clear_expires_with_the_attributes_of_set(config: dict[str, Any]) 
         assert cleared.get(attribute) == was_set.get(attribute), attribute
 
 
-async def test_login_cookie_lives_under_the_proxy_prefix() -> None:
-    codec = make_codec(login_path="/auth")
+LOGIN = PendingLogin("state-1", "n", "v", "https://p.example/oauth/callback", "https://p.example/", 1e9)
+
+
+@pytest.mark.parametrize("config", [{}, {"domain": "example.com"}], ids=["host", "with-domain"])
+async def test_login_cookie_is_host_only_at_the_root(config: dict[str, Any]) -> None:
+    """``__Host-``: Secure, Path=/, no Domain, even when the session cookie has one."""
+    codec = make_codec(**config)
     response = web.Response()
-    codec.set_login(response, "binding-value", 600)
+    codec.set_login(response, _request(None), codec.login_cookie_value(LOGIN), LOGIN.started_at)
 
-    cookie = (await set_cookie_headers(response))["__Secure-_auth_proxy_login"]
+    name = codec.login_cookie("state-1")
+    cookie = (await set_cookie_headers(response))[name]
 
-    assert cookie["value"] == "binding-value"
-    assert cookie["path"] == "/auth"
+    assert name.startswith("__Host-_auth_proxy_login_")
+    assert codec.logins.open(cookie["value"]) == LOGIN
+    assert cookie["path"] == "/"
+    assert not cookie.get("domain")
     assert cookie["max-age"] == "600"
     assert cookie["samesite"] == "Lax"
     assert "httponly" in cookie
     assert "secure" in cookie
 
 
-async def test_clear_login_uses_the_proxy_prefix() -> None:
-    codec = make_codec(login_path="/auth")
+async def test_clear_login_expires_that_login_only() -> None:
+    codec = make_codec()
     response = web.Response()
-    codec.clear_login(response)
+    codec.clear_login(response, "state-1")
 
-    cookie = (await set_cookie_headers(response))["__Secure-_auth_proxy_login"]
+    cookies = await set_cookie_headers(response)
 
-    assert cookie["path"] == "/auth"
+    assert list(cookies) == [codec.login_cookie("state-1")]
+    cookie = cookies[codec.login_cookie("state-1")]
+    assert cookie["path"] == "/"
     assert cookie["max-age"] == "0"
     assert "secure" in cookie
     assert "httponly" in cookie

@@ -1,4 +1,4 @@
-"""proxy.sessions.base: Ticket, Identity, Session and LoginState."""
+"""proxy.sessions.base: Ticket, Identity and Session."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from proxy.sessions.base import SESSION_FORMAT, Identity, LoginState, Session, Ticket
+from proxy.sessions.base import SESSION_FORMAT, Identity, Session, Ticket
 
 IDENTITY = Identity(
     sub="sub-1", email="alice@example.com", preferred_username="alice", name="Alice", groups=("dev", "ops")
@@ -243,32 +243,6 @@ def test_malformed_session_is_a_value_error(raw: bytes) -> None:
 )
 def test_ttl_rounds_up_and_is_at_least_one(remaining: float, ttl: int) -> None:
     assert SESSION.ttl(SESSION.expires_at - remaining) == ttl
-
-
-# --- LoginState ------------------------------------------------------------------------------
-
-
-LOGIN = LoginState(
-    nonce="n-123",
-    code_verifier="v" * 64,
-    redirect_uri="https://proxy.example.com/oauth/callback",
-    return_to="https://proxy.example.com/app?x=1",
-    browser_binding="b" * 64,
-)
-
-
-def test_login_state_round_trip() -> None:
-    assert LoginState.from_bytes(LOGIN.to_bytes()) == LOGIN
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [b"", b"{", b"null", b"[]", b'"x"', b'{"nonce": "n"}', b'{"nonce": "n", "extra": 1}'],
-    ids=lambda raw: raw.decode(),
-)
-def test_malformed_login_state_is_a_value_error(raw: bytes) -> None:
-    with pytest.raises(ValueError):
-        LoginState.from_bytes(raw)
 
 
 def test_rolling_upgrade_reads_fields_added_by_a_newer_version_and_defaults_missing_ones() -> None:
