@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from ..claims import DEFAULT_GROUPS_CLAIM, DEFAULT_ROLES_CLAIMS, check_path
+from ..fronts import Front
 from ..paths import SkipRoute
 from .fields import Domains, Duration, Emails, Names, _claim_paths, _http_url, _Section
 
@@ -147,3 +148,13 @@ class LogoutConfig(_Section):
     allow_get: bool = True
     """GET /oauth/sign_out signs out (plain links work, but so does a cross-site link: logout CSRF).
     false: only a POST carrying the session's CSRF token signs out; a GET shows a confirmation page."""
+
+
+class AuthRequestConfig(_Section):
+    """``/oauth/auth``: which front proxy asks, and so which headers describe the original request."""
+
+    front: Front = "none"
+    """nginx (deploy/nginx/), ingress-nginx (``auth-url``) or traefik (``forwardAuth``): only that
+    front's headers are read (proxy/fronts.py), every other copy is ignored. none (the default): the
+    proxy is told nothing about the original request, so no public route applies at /oauth/auth (every
+    request needs a session) and ``?redirect=1`` answers 401."""
