@@ -47,16 +47,21 @@ async def recording_upstream() -> AsyncIterator[RecordingUpstream]:
         server.close()
 
 
-async def raw_request(port: int, head: bytes) -> tuple[int, bytes]:
+async def raw_answer(port: int, head: bytes) -> bytes:
     """Send ``head`` (a request line and headers, CRLF-separated, without the final blank line) as it
-    is; the answer's status (0: the connection closed without one) and body."""
+    is; the whole answer."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(head + b"\r\nConnection: close\r\n\r\n")
         await writer.drain()
-        answer = await asyncio.wait_for(reader.read(), 10)
+        return await asyncio.wait_for(reader.read(), 10)
     finally:
         writer.close()
+
+
+async def raw_request(port: int, head: bytes) -> tuple[int, bytes]:
+    """The answer's status (0: the connection closed without one) and body."""
+    answer = await raw_answer(port, head)
     if not answer.startswith(b"HTTP/"):
         return 0, answer
     status = int(answer.split(b" ", 2)[1])
