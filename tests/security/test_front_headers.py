@@ -27,21 +27,23 @@ ingress-nginx only:
   X-Original-URL without X-Auth-Request-Redirect (the old reading)           → login
 
 front none (the default): every front's headers naming /public → login; ?redirect=1 → 401.
+proxy/fronts.py alone: each front's headers read back (host lower-cased), nothing sent → nothing known,
+every header sent twice → FrontConflict; none reads nothing.
 Configuration: auth_request.front: "apache" → start-up error naming auth_request.front.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import aiohttp
 import pytest
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.config import ConfigError, load_settings
-from proxy.fronts import valid_authority
+from proxy.fronts import Front, FrontConflict, Original, headers_read, read_original, valid_authority
 from tests.conftest import ProxyFactory, RunningProxy
 from tests.support.fake_provider import FakeProvider
 from tests.support.login import signed_in_browser
@@ -198,3 +200,28 @@ def test_an_unknown_front_is_a_start_up_error() -> None:
     }
     with pytest.raises(ConfigError, match=r"auth_request\.front: Input should be 'none', 'nginx'"):
         load_settings(None, **base, auth_request={"front": "apache"})
+
+
+# --- proxy/fronts.py on its own ---------------------------------------------------------------
+
+
+def _read(front: str, headers: list[tuple[str, str]]) -> Original:
+    return read_original(cast(Front, front), CIMultiDictProxy(CIMultiDict(headers)))
+
+
+@pytest.mark.parametrize("front", FRONTS)
+def test_read_original_of_each_front(front: str) -> None:
+    original = _read(front, front_headers(front, "GET", "/a?b=%2F", "App.Example:8443"))
+    assert original == Original("GET", "/a?b=%2F", "http://app.example:8443")
+    assert original.url == "http://app.example:8443/a?b=%2F" and original.may_be_public
+    sent = dict(front_headers(front, "GET", "/"))
+    assert headers_read(cast(Front, front)) and all(name in sent for name in headers_read(cast(Front, front)))
+    assert _read(front, []) == Original()
+    assert not _read(front, front_headers(front, "GET", "/", "x?")).may_be_public
+    with pytest.raises(FrontConflict):
+        _read(front, front_headers(front, "GET", "/") * 2)
+
+
+def test_read_original_of_none() -> None:
+    everything = [h for f in FRONTS for h in front_headers(f, "GET", "/public")]
+    assert _read("none", everything) == Original() and headers_read("none") == ()
