@@ -25,10 +25,11 @@ that arrives twice (or, for ingress-nginx, an X-Original-URL that does not end w
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from multidict import CIMultiDictProxy
 
@@ -76,29 +77,49 @@ class FrontConflict(Exception):
         self.why = why
 
 
-@dataclass(frozen=True, slots=True)
-class Original:
-    """The request the front asks about. ``None`` fields: not sent, or not usable."""
+class Original(NamedTuple):
+    """The request the front asks about, as sent (no copy twice); each property checks its part and
+    is ``None`` when it was not sent or is not usable. (A named tuple, checked lazily: built for every
+    /oauth/auth request, and most need only some parts, or none.)"""
 
-    method: str | None = None
-    uri: str | None = None
-    """The raw request target (``$request_uri``: path and query, still percent-encoded)."""
-    origin: str | None = None
-    """``scheme://host[:port]`` of the browser's request, only when both parts are plain."""
+    raw_method: str | None = None
+    raw_uri: str | None = None
+    raw_proto: str | None = None
+    raw_host: str | None = None
+
+    @property
+    def method(self) -> str | None:
+        m = self.raw_method
+        return m if m is not None and _METHOD.fullmatch(m) else None
+
+    @property
+    def uri(self) -> str | None:
+        """The raw request target (``$request_uri``: path and query, still percent-encoded)."""
+        u = self.raw_uri
+        return u if u is not None and _URI.fullmatch(u) else None
+
+    @property
+    def origin(self) -> str | None:
+        """``scheme://host[:port]`` of the browser's request, only when both parts are plain."""
+        return _origin(self.raw_proto, self.raw_host)
 
     @property
     def url(self) -> str | None:
-        return self.origin + self.uri if self.origin is not None and self.uri is not None else None
+        origin, uri = self.origin, self.uri
+        return origin + uri if origin is not None and uri is not None else None
 
-    @property
-    def may_be_public(self) -> bool:
-        """Whether a public route may apply: method, path and a plain host all known."""
-        return self.method is not None and self.uri is not None and self.origin is not None
+    def public_candidate(self) -> tuple[str, str] | None:
+        """``(method, uri)`` when a public route may apply: method, path and a plain host all known."""
+        method, uri = self.method, self.uri
+        if method is None or uri is None or self.origin is None:
+            return None
+        return method, uri
 
 
 NOTHING = Original()
 
 
+@functools.lru_cache(maxsize=1024)
 def valid_authority(value: str) -> bool:
     """A plain ``host[:port]`` (a DNS name, an IPv4 address or a bracketed IPv6 address)."""
     match = _AUTHORITY.fullmatch(value)
@@ -134,11 +155,7 @@ def read_original(front: Front, headers: CIMultiDictProxy[str]) -> Original:
     else:
         assert spec.proto is not None and spec.host is not None
         proto, host = _one(headers, spec.proto), _one(headers, spec.host)
-    return Original(
-        method=method if method is not None and _METHOD.fullmatch(method) else None,
-        uri=uri if uri is not None and _URI.fullmatch(uri) else None,
-        origin=_origin(proto, host),
-    )
+    return Original(method, uri, proto, host)
 
 
 def _split_url(name: str, url: str | None, uri: str | None) -> tuple[str | None, str | None]:

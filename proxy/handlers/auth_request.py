@@ -67,9 +67,9 @@ async def auth_check(request: web.Request) -> web.StreamResponse:
         orig = original(request)
     except FrontConflict as exc:
         return conflict(exc)
-    if book.has_public_routes and orig.may_be_public:
-        assert orig.method is not None and orig.uri is not None
-        if skip_auth(request, orig.method, orig.uri):
+    if book.has_public_routes:
+        candidate = orig.public_candidate()
+        if candidate is not None and skip_auth(request, *candidate):
             return web.Response(status=202, headers=pages.NO_STORE)
     try:
         who = await principal(request)
@@ -82,9 +82,10 @@ async def auth_check(request: web.Request) -> web.StreamResponse:
             # Absolute, on the browser's origin as the front saw it: Traefik resolves a relative
             # Location against the forwardAuth address, which browsers can't reach. Only a plain
             # host[:port] makes an origin, and the URL still goes through the redirect guard.
-            target = safe_redirect(orig.url, orig.origin or "", settings.logout.allowed_redirect_domains)
-            if target is not None and orig.origin is not None:
-                location = orig.origin + start_url(request, target)
+            origin, url = orig.origin, orig.url
+            target = safe_redirect(url, origin or "", settings.logout.allowed_redirect_domains)
+            if target is not None and origin is not None:
+                location = origin + start_url(request, target)
                 return web.Response(status=302, headers={**headers, "Location": location})
         return web.Response(status=401, headers=headers)
     identity = who.identity
