@@ -4,16 +4,18 @@ Each front sends the original request line in headers of its own, set by the fro
 client's copies are replaced. Only the configured front's headers are read; the others' are ignored,
 whoever sent them. What each front sends (and so what is read):
 
-=============  ==================  ==========================  =======================================
-front          method              path + query                scheme and host (only for redirects)
-=============  ==================  ==========================  =======================================
-nginx          X-Original-Method   X-Original-URI              X-Forwarded-Proto, X-Forwarded-Host
-               (our recipe, deploy/nginx/: ``$request_method``, ``$request_uri``, ``$scheme``, ``$http_host``)
-ingress-nginx  X-Original-Method   X-Auth-Request-Redirect     X-Original-URL (``$scheme://$http_host``
-                                   (``$request_uri``)          + ``$request_uri``)
-traefik        X-Forwarded-Method  X-Forwarded-Uri             X-Forwarded-Proto, X-Forwarded-Host
-none           --                  --                          --
-=============  ==================  ==========================  =======================================
+=============  ==================  =======================  ======================================
+front          method              path and query           scheme and host
+=============  ==================  =======================  ======================================
+nginx          X-Original-Method   X-Original-URI           X-Forwarded-Proto, X-Forwarded-Host
+ingress-nginx  X-Original-Method   X-Auth-Request-Redirect  X-Original-URL, cut at the path
+traefik        X-Forwarded-Method  X-Forwarded-Uri          X-Forwarded-Proto, X-Forwarded-Host
+none           --                  --                       --
+=============  ==================  =======================  ======================================
+
+(nginx: our recipe, deploy/nginx/, sets them to ``$request_method``, ``$request_uri``, ``$scheme``,
+``$http_host``; ingress-nginx's template sets X-Auth-Request-Redirect to ``$request_uri`` and
+X-Original-URL to ``$scheme://$http_host$request_uri``; Traefik's forwardAuth sets its four itself.)
 
 The path checked against public routes always comes from the header that carries ``$request_uri`` on
 its own, never parsed out of a URL: a Host such as ``x/public?`` would move the path. The host is only
