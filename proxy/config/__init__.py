@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from .access import (
     ApiConfig,
     AuthorizationConfig,
+    AuthRequestConfig,
     HeadersConfig,
     LogoutConfig,
     PagesConfig,
@@ -29,7 +30,7 @@ from .sections import CookieConfig, ProviderConfig, ServerConfig, SessionConfig
 __all__ = [
     "ApiConfig", "AuthorizationConfig", "ConfigError", "CookieConfig", "Duration", "HeadersConfig",
     "LogoutConfig", "PagesConfig", "ProviderConfig", "ServerConfig", "SessionConfig", "Settings",
-    "UpstreamConfig", "load_settings", "parse_duration",
+    "UpstreamConfig", "load_settings", "parse_duration", "AuthRequestConfig",
 ]  # fmt: skip
 
 
@@ -52,6 +53,7 @@ class Settings(BaseSettings):
     headers: HeadersConfig = HeadersConfig()
     logout: LogoutConfig = LogoutConfig()
     pages: PagesConfig = PagesConfig()
+    auth_request: AuthRequestConfig = AuthRequestConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from ..claims import DEFAULT_GROUPS_CLAIM, DEFAULT_ROLES_CLAIMS, check_path
+from ..fronts import Front
 from ..paths import SkipRoute
 from .fields import Domains, Duration, Emails, Names, _claim_paths, _http_url, _Section
 
@@ -151,3 +152,13 @@ class LogoutConfig(_Section):
     """Serve GET /oauth/frontchannel_logout (OIDC Front-Channel Logout; off: 404). It ends only the
     session of the browser that sends it, and only if its cookie names a session of the given sid;
     a frame from the provider's (cross-site) page carries the cookie only with cookie.samesite: none."""
+
+
+class AuthRequestConfig(_Section):
+    """``/oauth/auth``: which front proxy asks, and so which headers describe the original request."""
+
+    front: Front = "none"
+    """nginx (deploy/nginx/), ingress-nginx (``auth-url``) or traefik (``forwardAuth``): only that
+    front's headers are read (proxy/fronts.py), every other copy is ignored. none (the default): the
+    proxy is told nothing about the original request, so no public route applies at /oauth/auth (every
+    request needs a session) and ``?redirect=1`` answers 401."""

@@ -3,8 +3,10 @@
 
     202  signed in (or a valid bearer token, with ``api.accept_bearer``) and allowed:
          X-Auth-Request-User/-Email/-Preferred-Username/-Groups; also a public route
-         (``authorization.skip_auth_routes``, matched on the original request's method and path),
-         then without identity headers
+         (``authorization.skip_auth_routes``, matched on the original request's method and path as
+         the front named in ``auth_request.front`` reports them, see proxy/fronts.py), then without
+         identity headers
+    400  conflicting copies of the front's headers (a header it sends once, twice): not guessed
     401  not signed in (nginx turns it into a redirect; ``?redirect=1`` makes it a 302 for callers
          that can't, such as Traefik); a bad bearer token: ``WWW-Authenticate: Bearer
          error="invalid_token"``
@@ -18,7 +20,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -26,45 +27,49 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from .. import pages
 from ..authz import Rules, first_denial
 from ..forward_headers import identity_headers
+from ..fronts import FrontConflict, Original, read_original
 from ..keys import RULES, SETTINGS
 from ..redirects import safe_redirect
 from ..sessions.base import Identity
 from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, skip_auth
-from .context import own_origin, start_url
+from .context import start_url
 
 log = logging.getLogger(__name__)
 
 
+def original(request: web.Request) -> Original:
+    """The original request as the configured front (``auth_request.front``) reports it;
+    :class:`FrontConflict` when it carries conflicting copies of the front's headers."""
+    return read_original(request.app[SETTINGS].auth_request.front, request.headers)
+
+
 def original_url(request: web.Request) -> str | None:
-    """The URL of the request the caller is asking about, from the headers each caller sends."""
-    if url := request.headers.get("X-Original-URL"):  # nginx (our recipe), ingress-nginx
-        return url
-    uri = request.headers.get("X-Forwarded-Uri")  # Traefik
-    if uri is not None:
-        proto = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
-        host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
-        return f"{proto}://{host}{uri}"
-    return None
+    """The URL of the request the front asks about (nginx's ``@signin`` passes it to /oauth/start);
+    ``None`` when the front sent none, or conflicting copies, or a host that is not a plain host."""
+    try:
+        return original(request).url
+    except FrontConflict:
+        return None
 
 
-def original_method(request: web.Request) -> str:
-    return (
-        request.headers.get("X-Original-Method") or request.headers.get("X-Forwarded-Method") or "GET"
-    ).upper()
-
-
-def original_path(request: web.Request) -> str | None:
-    """The raw (still percent-encoded) path of the original request, if the caller names it."""
-    url = original_url(request)
-    return (urlsplit(url).path or "/") if url is not None else None
+def conflict(exc: FrontConflict) -> web.Response:
+    log.warning(
+        "refused: conflicting front headers: %s", exc, extra={"event": "front_conflict", "header": exc.header}
+    )
+    text = f"conflicting copies of {exc.header}: {exc.why}; check auth_request.front and the front's config\n"
+    return web.Response(status=400, text=text, headers=pages.NO_STORE)
 
 
 async def auth_check(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings, book = app[SETTINGS], app[RULES]
+    try:
+        orig = original(request)
+    except FrontConflict as exc:
+        return conflict(exc)
     if book.has_public_routes:
-        path = original_path(request)
-        if path is not None and skip_auth(request, original_method(request), path):
+        candidate = orig.public_candidate()
+        if candidate is not None and skip_auth(request, *candidate):
             return web.Response(status=202, headers=pages.NO_STORE)
     try:
         who = await principal(request)
@@ -73,18 +78,15 @@ async def auth_check(request: web.Request) -> web.StreamResponse:
     headers = {**pages.NO_STORE}
     if who is None:
         headers.update(bearer_challenge(request))
-        if request.query.get("redirect") == "1" and original_method(request) in ("GET", "HEAD"):
-            # Absolute, on the browser's origin: Traefik resolves a relative Location against the
-            # forwardAuth address, which browsers can't reach.
-            # The original URL goes through the redirect guard: a front proxy that passed a client's
-            # X-Forwarded-Host through must not make this an open redirect.
-            own = own_origin(request)
-            allowed = request.app[SETTINGS].logout.allowed_redirect_domains
-            target = safe_redirect(original_url(request), own, allowed)
-            parts = urlsplit(target or "")
-            base = f"{parts.scheme}://{parts.netloc}" if target else own
-            location = base + start_url(request, target or own + "/")
-            return web.Response(status=302, headers={**headers, "Location": location})
+        if request.query.get("redirect") == "1" and orig.method in ("GET", "HEAD"):
+            # Absolute, on the browser's origin as the front saw it: Traefik resolves a relative
+            # Location against the forwardAuth address, which browsers can't reach. Only a plain
+            # host[:port] makes an origin, and the URL still goes through the redirect guard.
+            origin, url = orig.origin, orig.url
+            target = safe_redirect(url, origin or "", settings.logout.allowed_redirect_domains)
+            if target is not None and origin is not None:
+                location = origin + start_url(request, target)
+                return web.Response(status=302, headers={**headers, "Location": location})
         return web.Response(status=401, headers=headers)
     identity = who.identity
     rules = book.everywhere
@@ -100,7 +102,7 @@ async def auth_check(request: web.Request) -> web.StreamResponse:
     else:
         all_rules = (rules,)
     if first_denial(all_rules, identity) is not None:  # the cheap check first; denial() logs
-        denial(request, who, all_rules, original_path(request) or "?")
+        denial(request, who, all_rules, orig.uri or "?")
         return web.Response(status=403, headers=headers)
     signed_in = _signed_in_headers(identity, settings.headers.max_groups_bytes)
     if settings.headers.pass_access_token:

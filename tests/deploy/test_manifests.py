@@ -403,6 +403,10 @@ def test_ingress_nginx_annotations() -> None:
         narrowed += query.get("allowed_groups", [])
 
         assert notes[NGINX + "auth-signin"] == f"https://$host{prefix}/start?rd=$escaped_request_uri"
+        # X-Auth-Request-Redirect must stay $request_uri (the path the proxy checks); nothing may
+        # add or change the headers of the auth subrequest
+        for key in ("auth-request-redirect", "auth-snippet", "auth-proxy-set-headers", "auth-method"):
+            assert NGINX + key not in notes, key
         assert set(notes[NGINX + "auth-response-headers"].split(",")) == IDENTITY_HEADERS
 
         # Sign-in happens on the protected host: the proxy's pages must be routed there, unprotected.
@@ -459,6 +463,41 @@ def test_shipped_config_is_valid(text: str, tmp_path: Path) -> None:
         assert settings.provider.client_secret_file is not None and settings.cookie.secret_file is not None
 
 
+FRONTS = {"traefik/proxy.yaml": "traefik", "kubernetes/ingress-nginx/configmap.yaml": "ingress-nginx"}
+
+
+@pytest.mark.parametrize("text", list(shipped_configs()))
+def test_shipped_config_names_its_front(text: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """An auth-only config (a front asks /oauth/auth) names that front; a reverse proxy names none."""
+    settings = load_shipped(text, tmp_path)
+    name = request.node.callspec.id.removeprefix("deploy/").partition(":")[0]
+    expected = FRONTS.get(name, "none")
+    assert settings.auth_request.front == expected
+    assert (expected == "none") == bool(settings.upstreams)
+
+
+def nginx_block(text: str, header: str) -> str:
+    start = text.index(header)
+    return text[start : text.index("\n    }", start)]
+
+
+def test_nginx_recipe_tells_the_original_request_in_its_own_headers() -> None:
+    text = (DEPLOY / "nginx" / "auth-proxy.conf").read_text(encoding="utf-8")
+    assert "auth_request: { front: nginx }" in text
+    auth = nginx_block(text, "location = /oauth/auth {")
+    for line in ("X-Original-Method $request_method;", "X-Original-URI $request_uri;",
+                 "X-Forwarded-Proto $scheme;", "X-Forwarded-Host $http_host;"):  # fmt: skip
+        assert f"proxy_set_header {line}" in auth, line
+    for other in ("X-Original-URL", "X-Auth-Request-Redirect", "X-Forwarded-Method", "X-Forwarded-Uri"):
+        assert f'proxy_set_header {other} "";' in auth, other  # a client's copy never passes
+    signin = nginx_block(text, "location @signin {")
+    assert "proxy_set_header X-Original-URI $request_uri;" in signin
+    assert "proxy_set_header X-Forwarded-Host $http_host;" in signin
+    # the path is never cut out of a URL whose host part is the client's Host
+    assert "$http_host$request_uri" not in text and "$host$request_uri" not in text
+    assert 'proxy_set_header X-Original-URI "";' in nginx_block(text, "location /oauth/ {")
+
+
 @pytest.mark.parametrize("recipe_name", RECIPES)
 def test_placeholder_secrets_stop_the_proxy(recipe_name: str, tmp_path: Path) -> None:
     """The Secret's placeholders are unusable on purpose: deployed unedited, the proxy refuses to start."""
@@ -480,6 +519,9 @@ def test_placeholder_secrets_stop_the_proxy(recipe_name: str, tmp_path: Path) ->
 # --- Traefik ------------------------------------------------------------------------------------
 
 
+TRAEFIK_REQUEST_HEADERS = {"Cookie", "Authorization", "Access-Control-Request-Method"}
+
+
 def test_traefik_forward_auth() -> None:
     (config,) = documents(DEPLOY / "traefik" / "dynamic.yaml")
     http = config["http"]
@@ -493,7 +535,10 @@ def test_traefik_forward_auth() -> None:
         assert query.keys() <= NARROWING, name
         # Not needed (the proxy's Location is absolute) and refused by Traefik before 3.3:
         assert "preserveLocationHeader" not in forward, name
-        assert forward["trustForwardHeader"] is True, name
+        # false: forwardAuth sets X-Forwarded-Method/-Proto/-Host/-Uri itself, whatever the client sent
+        assert forward["trustForwardHeader"] is False, name
+        # only what the check needs: a client's X-Original-URL & co. never reach the proxy
+        assert set(forward["authRequestHeaders"]) == TRAEFIK_REQUEST_HEADERS, name
         assert IDENTITY_HEADERS <= set(forward["authResponseHeaders"]), name
 
     services = http["services"]

@@ -1,5 +1,11 @@
 """deploy/nginx/auth-proxy.conf as shipped, in the real nginx with its default buffer sizes, in front
-of a sample app, with the proxy answering auth_request and the real Keycloak signing users in."""
+of a sample app, with the proxy answering auth_request and the real Keycloak signing users in.
+
+Which cases run through the real nginx: here, sign-in (the @signin flow brings the browser back to the
+page it asked for, from X-Original-URI and X-Forwarded-Proto/-Host), forged identity headers, the
+internal subrequest location, sign-out, big tokens. The attack table on the original request (hostile
+Host values and paths, the client's X-Original-* / X-Forwarded-* headers) runs through the real nginx
+in test_nginx_front.py, with this recipe and with ingress-nginx's auth-url location."""
 
 from __future__ import annotations
 
@@ -21,11 +27,12 @@ SITE = ROOT / "deploy" / "nginx" / "auth-proxy.conf"
 
 @pytest.fixture
 async def proxy(make_proxy: ProxyFactory, keycloak: Keycloak, redis_url: str) -> RunningProxy:
-    # Auth-only: no upstreams; nginx tells the proxy the scheme and host the browser used.
+    # Auth-only: no upstreams; nginx tells the proxy the original request (as the recipe's comment says).
     return await make_proxy(
         issuer=keycloak.issuer,
         server={"trust_forwarded_headers": True},
         session={"store": "redis", "redis_url": redis_url},
+        auth_request={"front": "nginx"},
     )
 
 

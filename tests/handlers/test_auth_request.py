@@ -16,7 +16,9 @@ from tests.support.servers import free_port
 
 @pytest.fixture
 async def proxy(make_proxy: ProxyFactory, fake_provider: FakeProvider) -> RunningProxy:
-    return await make_proxy(issuer=fake_provider.issuer, headers={"pass_access_token": True})
+    return await make_proxy(
+        issuer=fake_provider.issuer, headers={"pass_access_token": True}, auth_request={"front": "traefik"}
+    )
 
 
 @pytest.fixture

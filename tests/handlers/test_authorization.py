@@ -59,6 +59,7 @@ async def proxy(make_proxy: ProxyFactory, provider: FakeProvider, upstream: str)
         authorization={"skip_auth_routes": ["GET=^/health$", "^/static/"], "skip_auth_preflight": True},
         api={"accept_bearer": True},
         headers={"pass_access_token": True},
+        auth_request={"front": "nginx"},
     )
 
 
@@ -309,20 +310,26 @@ async def test_auth_request_applies_the_global_rules(
         assert (await get(browser, proxy.url + "/oauth/auth"))[0] == 202
 
 
+def nginx(uri: str, method: str) -> dict[str, str]:
+    """What deploy/nginx/auth-proxy.conf sends to /oauth/auth about ``method uri``."""
+    return {"X-Original-URI": uri, "X-Original-Method": method, "X-Forwarded-Proto": "http",
+            "X-Forwarded-Host": "app.example"}  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("headers", "status"),
     [
-        ({"X-Original-URL": "http://app.example/health", "X-Original-Method": "GET"}, 202),
-        ({"X-Original-URL": "http://app.example/h%65alth?x=1"}, 202),
-        ({"X-Original-URL": "http://app.example/health", "X-Original-Method": "POST"}, 401),
-        ({"X-Original-URL": "http://app.example/static/../admin"}, 401),
-        ({"X-Original-URL": "http://app.example/static/%2e%2e/admin"}, 401),
-        ({"X-Original-URL": "http://app.example/static/..%2fadmin"}, 401),
-        ({"X-Original-URL": "http://app.example/admin"}, 401),
-        ({"X-Forwarded-Uri": "/static/app.js", "X-Forwarded-Method": "POST"}, 202),  # Traefik
-        ({"X-Forwarded-Uri": "/static//app.js"}, 401),
-        ({"X-Original-Method": "OPTIONS", "X-Original-URL": "http://app.example/api",
-          "Origin": "https://x.example", "Access-Control-Request-Method": "PUT"}, 202),
+        (nginx("/health", "GET"), 202),  # auth_request.front: nginx (tests/security/test_front_headers.py)
+        (nginx("/h%65alth?x=1", "GET"), 202),
+        (nginx("/health", "POST"), 401),
+        (nginx("/static/../admin", "GET"), 401),
+        (nginx("/static/%2e%2e/admin", "GET"), 401),
+        (nginx("/static/..%2fadmin", "GET"), 401),
+        (nginx("/admin", "GET"), 401),
+        (nginx("/static/app.js", "POST"), 202),
+        (nginx("/static//app.js", "GET"), 401),
+        ({**nginx("/api", "OPTIONS"), "Origin": "https://x.example", "Access-Control-Request-Method": "PUT"},
+         202),
         ({}, 401),  # the caller didn't say which request: no public route can apply
     ],
 )  # fmt: skip
