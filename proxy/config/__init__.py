@@ -22,6 +22,7 @@ from .access import (
     LogoutConfig,
     PagesConfig,
     UpstreamConfig,
+    WebSocketConfig,
 )  # fmt: skip
 from .fields import Duration, parse_duration
 from .sections import CookieConfig, ProviderConfig, ServerConfig, SessionConfig
@@ -29,7 +30,7 @@ from .sections import CookieConfig, ProviderConfig, ServerConfig, SessionConfig
 __all__ = [
     "ApiConfig", "AuthorizationConfig", "ConfigError", "CookieConfig", "Duration", "HeadersConfig",
     "LogoutConfig", "PagesConfig", "ProviderConfig", "ServerConfig", "SessionConfig", "Settings",
-    "UpstreamConfig", "load_settings", "parse_duration",
+    "UpstreamConfig", "WebSocketConfig", "load_settings", "parse_duration",
 ]  # fmt: skip
 
 
@@ -52,6 +53,7 @@ class Settings(BaseSettings):
     headers: HeadersConfig = HeadersConfig()
     logout: LogoutConfig = LogoutConfig()
     pages: PagesConfig = PagesConfig()
+    websocket: WebSocketConfig = WebSocketConfig()
 
     @classmethod
     def settings_customise_sources(
