@@ -34,7 +34,13 @@ its own origin is ``https://app.example.com``. A signed-in browser (session cook
                                                    still go with it)
   Origin: https://evil.example, no session       → 401 as before (sign in first)
 
-Each 403 is a readable page/JSON, logs the origin, and never reaches the upstream.
+Each 403 is a readable page/JSON, logs the origin, and never reaches the upstream. Requests the
+proxy doesn't take for an upgrade go upstream as plain HTTP with ``Upgrade``/``Connection`` dropped,
+so the upstream can't upgrade them either (foreign Origin, signed in):
+
+  Upgrade: websocket, Connection: keep-alive     → plain GET upstream (its 400), never 101
+  Upgrade: websocket, h2c, Connection: Upgrade   → plain GET upstream (its 400), never 101
+  Upgrade: WebSocket, Connection: keep-alive, Upgrade → an upgrade: 403
 
 With ``websocket.allowed_origins: [https://partner.example, http://localhost:8080]`` and
 ``allow_missing_origin: true``, and no trusted front (own origin: ``http://127.0.0.1:<port>``):
@@ -250,6 +256,28 @@ async def test_a_refusal_is_readable_and_logged(
     refused = [rec for rec in caplog.records if getattr(rec, "event", "") == "websocket_origin_refused"]
     assert [getattr(rec, "origin", None) for rec in refused] == ["https://evil.example"]
     assert "https://evil.example" in refused[0].getMessage()
+
+
+NOT_QUITE_UPGRADES: dict[str, tuple[str, str, int]] = {
+    "no upgrade token in Connection": ("websocket", "keep-alive", 400),
+    "a list in Upgrade": ("websocket, h2c", "Upgrade", 400),
+    "mixed case, a list in Connection": ("WebSocket", "keep-alive, Upgrade", 403),
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_QUITE_UPGRADES))
+async def test_what_is_not_an_upgrade_here_is_none_upstream(
+    fronted: RunningProxy, ws_upstream: tuple[web.Application, str], case: str
+) -> None:
+    upgrade_value, connection, expected = NOT_QUITE_UPGRADES[case]
+    headers = {
+        **FRONT, "Origin": "https://evil.example", "Connection": connection, "Upgrade": upgrade_value,
+        "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": KEY,
+    }  # fmt: skip
+    async with await signed_in_browser(fronted.url) as browser:
+        async with browser.get(fronted.url + "/ws", headers=headers) as r:
+            assert r.status == expected
+    assert len(ws_upstream[0][HITS]) == (1 if expected == 400 else 0)
 
 
 BAD_ENTRIES = [
