@@ -82,8 +82,8 @@ class WebSocketConfig(_Section):
     """Origins (``https://app.example.com``, ``http://localhost:8080``) allowed besides the proxy's
     own; each exactly scheme://host[:port], no path or wildcard."""
     allow_missing_origin: bool = False
-    """Let a signed-in upgrade without an ``Origin`` header through (a script, not a browser: browsers
-    always send one). Bearer-token upgrades never need one."""
+    """Let an upgrade without an ``Origin`` header through (a script, not a browser: browsers always
+    send one), signed in by cookie or on a public route. Bearer-token upgrades never need one."""
 
     _keys: frozenset[str] = PrivateAttr(frozenset())
 

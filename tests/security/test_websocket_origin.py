@@ -32,6 +32,7 @@ its own origin is ``https://app.example.com``. A signed-in browser (session cook
   Origin: https://evil.example, valid bearer     → 403 (Origin is checked whenever it is sent)
   Origin: https://evil.example, on a public route (skip_auth_routes) → 403 (the app's own cookies
                                                    still go with it)
+  no Origin, on a public route                   → 403 (as signed in: allow_missing_origin lets it by)
   Origin: https://evil.example, no session       → 401 as before (sign in first)
 
 Each 403 is a readable page/JSON, logs the origin, and never reaches the upstream. Requests the
@@ -192,6 +193,7 @@ BEARER_AND_PUBLIC: dict[str, tuple[str, list[str], bool, int]] = {
     "foreign Origin, bearer": ("/ws", ["https://evil.example"], True, 403),
     "foreign Origin, public route": ("/public/ws", ["https://evil.example"], False, 403),
     "own Origin, public route": ("/public/ws", [OWN], False, 101),
+    "no Origin, public route": ("/public/ws", [], False, 403),
     "foreign Origin, no session": ("/ws", ["https://evil.example"], False, 401),
 }
 
