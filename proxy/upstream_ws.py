@@ -1,4 +1,11 @@
-"""WebSocket relay: accept the browser's upgrade, open the same WebSocket upstream, pump both ways."""
+"""WebSocket relay: accept the browser's upgrade, open the same WebSocket upstream, pump both ways.
+
+Upgrades are same-origin unless configured (cross-site WebSocket hijacking: a browser sends its
+cookies with an upgrade whichever page's script opened it, and no CORS check applies). ``Origin``
+must name this proxy's own origin (as the browser sees it: ``server.trust_forwarded_headers``) or one
+of ``websocket.allowed_origins``; without one (not a browser) only a bearer-token upgrade or
+``websocket.allow_missing_origin`` passes. Refusals are 403, before the upstream is contacted.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +18,10 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
 from . import pages
-from .keys import METRICS
+from .handlers.context import own_origin
+from .keys import METRICS, SETTINGS
 from .logs import stamp_request_id
+from .origins import origin_key
 from .upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -45,9 +54,47 @@ async def _pump(src: web.WebSocketResponse | aiohttp.ClientWebSocketResponse, ds
     await dst.close()
 
 
+def origin_refusal(request: web.Request, *, bearer: bool) -> web.Response | None:
+    """403 for an upgrade some other site's page may have opened (see the module docstring)."""
+    config = request.app[SETTINGS].websocket
+    values = request.headers.getall("Origin", [])
+    if not values:
+        if bearer or config.allow_missing_origin:
+            return None
+        reason = "no Origin header"
+    elif len(values) > 1:
+        reason = "more than one Origin header"
+    else:
+        key = origin_key(values[0])
+        if key is not None and (key == origin_key(own_origin(request)) or config.allows(values[0])):
+            return None
+        reason = "a foreign Origin" if key is not None else "a malformed Origin"
+    shown = ", ".join(v[:200] for v in values) or None
+    log.warning(
+        "websocket upgrade refused: %s (%r)",
+        reason,
+        shown,
+        extra={"event": "websocket_origin_refused", "origin": shown, "path": request.path[:200]},
+    )
+    return pages.error(
+        request,
+        403,
+        "Cross-site WebSocket refused",
+        "This WebSocket may only be opened by this site's own pages.",
+    )
+
+
 async def forward_ws(
-    request: web.Request, http: aiohttp.ClientSession, upstream: Upstream, headers: CIMultiDict[str]
+    request: web.Request,
+    http: aiohttp.ClientSession,
+    upstream: Upstream,
+    headers: CIMultiDict[str],
+    *,
+    bearer: bool = False,
 ) -> web.StreamResponse:
+    refusal = origin_refusal(request, bearer=bearer)
+    if refusal is not None:
+        return refusal
     metrics = request.app[METRICS]
     metrics.upstream_opened()  # in use until the WebSocket closes
     try:

@@ -149,7 +149,7 @@ async def test_active_upstream_connections_follow_streams_and_websockets(
             upstream_app[HOLD].set()
             assert await r.read() == b"second-chunk"
         assert await active() == 0
-        async with browser.ws_connect(proxy.url + "/ws") as ws:
+        async with browser.ws_connect(proxy.url + "/ws", origin=proxy.url) as ws:
             await ws.receive_str()
             assert await active() == 1
         assert await active() == 0

@@ -23,6 +23,7 @@ from .access import (
     LogoutConfig,
     PagesConfig,
     UpstreamConfig,
+    WebSocketConfig,
 )  # fmt: skip
 from .fields import Duration, parse_duration
 from .sections import CookieConfig, ProviderConfig, ServerConfig, SessionConfig
@@ -30,7 +31,7 @@ from .sections import CookieConfig, ProviderConfig, ServerConfig, SessionConfig
 __all__ = [
     "ApiConfig", "AuthorizationConfig", "ConfigError", "CookieConfig", "Duration", "HeadersConfig",
     "LogoutConfig", "PagesConfig", "ProviderConfig", "ServerConfig", "SessionConfig", "Settings",
-    "UpstreamConfig", "load_settings", "parse_duration", "AuthRequestConfig",
+    "UpstreamConfig", "WebSocketConfig", "load_settings", "parse_duration", "AuthRequestConfig",
 ]  # fmt: skip
 
 
@@ -54,6 +55,7 @@ class Settings(BaseSettings):
     logout: LogoutConfig = LogoutConfig()
     pages: PagesConfig = PagesConfig()
     auth_request: AuthRequestConfig = AuthRequestConfig()
+    websocket: WebSocketConfig = WebSocketConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -16,6 +16,7 @@ from pydantic import (
 
 from ..claims import DEFAULT_GROUPS_CLAIM, DEFAULT_ROLES_CLAIMS, check_path
 from ..fronts import Front
+from ..origins import check_origin, origin_key
 from ..paths import SkipRoute
 from .fields import Domains, Duration, Emails, Names, _claim_paths, _http_url, _Section
 
@@ -72,6 +73,29 @@ class ApiConfig(_Section):
     """The token's ``aud`` must name one of these; null: [provider.client_id]."""
     authorized_parties: Names = []
     """If set, the token's ``azp`` (the client it was issued to) must be one of these."""
+
+
+class WebSocketConfig(_Section):
+    """Which pages may open a WebSocket through the proxy (cross-site WebSocket hijacking: a browser
+    sends the session cookie with an upgrade whichever site's script opened it)."""
+
+    allowed_origins: list[Annotated[str, AfterValidator(check_origin)]] = []
+    """Origins (``https://app.example.com``, ``http://localhost:8080``) allowed besides the proxy's
+    own; each exactly scheme://host[:port], no path or wildcard."""
+    allow_missing_origin: bool = False
+    """Let an upgrade without an ``Origin`` header through (a script, not a browser: browsers always
+    send one), signed in by cookie or on a public route. Bearer-token upgrades never need one."""
+
+    _keys: frozenset[str] = PrivateAttr(frozenset())
+
+    @model_validator(mode="after")
+    def _compile(self) -> WebSocketConfig:
+        self._keys = frozenset(k for k in map(origin_key, self.allowed_origins) if k is not None)
+        return self
+
+    def allows(self, origin: str) -> bool:
+        """Whether the ``Origin`` value names one of ``allowed_origins``."""
+        return origin_key(origin) in self._keys
 
 
 class UpstreamConfig(_Section):

@@ -93,10 +93,12 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         return pages.error(request, 404, "Not found", "No application is configured for this path.")
     if denial(request, who, rules_for(request, upstream), request.path, upstream=upstream.prefix):
         return forbidden(request, who)
-    return await _forward(request, upstream, who.identity)
+    return await _forward(request, upstream, who.identity, bearer=who.via == "bearer")
 
 
-async def _forward(request: web.Request, upstream: Upstream, identity: Identity | None) -> web.StreamResponse:
+async def _forward(
+    request: web.Request, upstream: Upstream, identity: Identity | None, *, bearer: bool = False
+) -> web.StreamResponse:
     app = request.app
     codec, settings = app[COOKIES], app[SETTINGS]
     scheme, _, host = own_origin(request).partition("://")
@@ -114,7 +116,7 @@ async def _forward(request: web.Request, upstream: Upstream, identity: Identity 
     if token is not None:
         headers[UPSTREAM_CSRF_HEADER] = token  # for the app's sign-out form (logout.allow_get: false)
     if is_websocket(request):
-        return await forward_ws(request, app[UPSTREAM_HTTP], upstream, headers)
+        return await forward_ws(request, app[UPSTREAM_HTTP], upstream, headers, bearer=bearer)
     return await forward_http(
         request, app[UPSTREAM_HTTP], upstream, headers, max_body=settings.server.max_body_bytes,
         no_store=settings.headers.no_store and identity is not None,

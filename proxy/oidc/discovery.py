@@ -4,6 +4,13 @@ Discovery is retried with backoff until it succeeds (the proxy starts even when 
 briefly down; ``/ready`` says so). The JWKS is cached and refetched when a token names a key id we
 don't know, at most once per ``JWKS_MIN_REFRESH`` seconds so a flood of bad tokens can't hammer the
 provider.
+
+A failed JWKS fetch (error status, timeout, not JSON, not a key set) backs off too: no new fetch for
+``JWKS_RETRY_FIRST`` seconds, doubling with each failure in a row up to ``JWKS_RETRY_MAX``, back to
+nothing on a success. Requests arriving meanwhile share the one fetch in flight (a lock) and then its
+outcome. While backing off, a token whose ``kid`` the cached keys don't know fails as an unknown key
+(``TokenInvalid``) and one they do know verifies; only with no keys at all is it
+``ProviderUnavailable``.
 """
 
 from __future__ import annotations
@@ -25,6 +32,11 @@ from ..errors import ProviderUnavailable
 log = logging.getLogger(__name__)
 
 JWKS_MIN_REFRESH = 10.0
+"""Seconds between two successful refetches forced by an unknown kid."""
+JWKS_RETRY_FIRST = 2.0
+"""Seconds without a fetch after one failed; doubled for each further failure in a row ..."""
+JWKS_RETRY_MAX = 60.0
+"""... up to this."""
 REACHABLE_FOR = 10.0
 
 
@@ -108,6 +120,8 @@ class Provider:
         self._refreshed_at = float("-inf")
         self._reachable_at = float("-inf")
         self._keys_lock = asyncio.Lock()
+        self._keys_failures = 0
+        self._keys_retry_at = float("-inf")
 
     @property
     def discovery_url(self) -> str:
@@ -162,19 +176,49 @@ class Provider:
             return
 
     async def keys(self, *, refresh: bool = False) -> KeySet:
-        """The provider's signing keys; ``refresh`` refetches unless that was done moments ago."""
+        """The provider's signing keys; ``refresh`` refetches unless that was done moments ago, or a
+        fetch failed moments ago (then the cached keys, if any; see the module docstring)."""
         if self._keys is not None and not refresh:
             return self._keys
         async with self._keys_lock:
+            now = self._clock()
             # Only forced refetches are rate limited: a rotation just after start-up still works.
-            recent = self._clock() - self._refreshed_at < JWKS_MIN_REFRESH
+            recent = now - self._refreshed_at < JWKS_MIN_REFRESH
             if self._keys is not None and (recent or not refresh):
                 return self._keys
-            doc = await fetch_json(self._http, self.metadata.jwks_uri)
+            if now < self._keys_retry_at:
+                if self._keys is not None:
+                    return self._keys
+                raise ProviderUnavailable(
+                    f"JWKS at {self.metadata.jwks_uri} failed; next try in {self._keys_retry_at - now:.0f}s"
+                )
             try:
-                self._keys = KeySet.import_key_set(doc)
-            except (JoseError, ValueError, TypeError, KeyError) as exc:
-                raise ProviderUnavailable(f"JWKS at {self.metadata.jwks_uri} is unusable: {exc}") from None
+                keys = await self._fetch_keys()
+            except ProviderUnavailable as exc:
+                self._keys_failed(exc)
+                if self._keys is not None:
+                    return self._keys
+                raise
+            self._keys, self._keys_failures, self._keys_retry_at = keys, 0, float("-inf")
             if refresh:
                 self._refreshed_at = self._clock()
-            return self._keys
+            return keys
+
+    async def _fetch_keys(self) -> KeySet:
+        doc = await fetch_json(self._http, self.metadata.jwks_uri)
+        try:
+            return KeySet.import_key_set(doc)
+        except (JoseError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ProviderUnavailable(f"JWKS at {self.metadata.jwks_uri} is unusable: {exc}") from None
+
+    def _keys_failed(self, exc: ProviderUnavailable) -> None:
+        self._keys_failures += 1
+        delay = min(JWKS_RETRY_FIRST * 2.0 ** min(self._keys_failures - 1, 32), JWKS_RETRY_MAX)
+        self._keys_retry_at = self._clock() + delay
+        log.warning(
+            "JWKS fetch failed (%d in a row), no new fetch for %.0fs: %s",
+            self._keys_failures,
+            delay,
+            exc.message,
+            extra={"event": "jwks_fetch_failed"},
+        )

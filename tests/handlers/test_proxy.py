@@ -155,7 +155,7 @@ async def test_upstream_path_mapping(proxy: RunningProxy, browser: aiohttp.Clien
 async def test_websocket_is_relayed_with_identity(
     proxy: RunningProxy, browser: aiohttp.ClientSession
 ) -> None:
-    async with browser.ws_connect(proxy.url + "/ws", protocols=("chat",)) as ws:
+    async with browser.ws_connect(proxy.url + "/ws", protocols=("chat",), origin=proxy.url) as ws:
         assert ws.protocol == "chat"
         assert json.loads(await ws.receive_str(timeout=5)) == {"user": "user1"}
         await ws.send_str("hi")

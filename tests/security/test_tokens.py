@@ -20,6 +20,20 @@ signature stripped, iss with a trailing slash, iat as a string, iat NaN. Each: 4
 
 Unknown kid: the JWKS is refetched once, then not again for 10 s whatever the flood: 50 logout tokens
 with unknown kids cost one fetch; with the clock moved 9.9 s none, at 10 s one more.
+
+A failing JWKS endpoint (500) and tokens with random kids, the proxy's clock injected:
+
+  50 bearer tokens with random kids at once, keys cached     → each 401 invalid_token; one fetch
+  a bearer token with a known kid, while backing off         → 200 from the cached keys; no fetch
+  a logout token with an unknown kid, while backing off      → 400, nothing ended; no fetch
+  50 more after 2 s (the first backoff)                      → 401 each; one more fetch
+  the endpoint back, a rotated key, after the 4 s backoff    → the new key's token 200; one fetch
+  an ID token with an unknown kid at the callback, failing   → the error page (401), no session; one
+      fetch for two logins
+  20 bearer tokens with the JWKS never fetched and failing   → 503 each; one fetch
+  (tests/unit/oidc/test_jwks_backoff.py: 500, timeout, connection cut, malformed JSON, JSON that is no
+  key set, an empty key set: one fetch per backoff; the backoff doubling from 2 s to a 60 s cap and
+  reset by a success; 20 concurrent requests sharing one slow fetch.)
 """
 
 from __future__ import annotations
@@ -29,21 +43,25 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from authlib.oidc.core.util import create_half_hash
 from joserfc import jws, jwt
-from joserfc.jwk import RSAKey
+from joserfc.jwk import KeySet, RSAKey
 
 from proxy.errors import TokenInvalid
-from proxy.oidc.discovery import JWKS_MIN_REFRESH, Provider
+from proxy.keys import PROVIDER
+from proxy.oidc.discovery import JWKS_MIN_REFRESH, JWKS_RETRY_FIRST, Provider
 from proxy.oidc.tokens import verify_logout_token
 from tests.conftest import ProxyFactory, RunningProxy
-from tests.security.conftest import ForgingProvider, is_live
+from tests.security.conftest import KEY, ForgingProvider, is_live
 from tests.support.browser import navigate, new_browser
 from tests.support.fake_provider import FakeProvider
 from tests.support.login import session_cookie, signed_in_browser
@@ -259,3 +277,119 @@ async def test_the_refetch_waits_10_seconds_between_floods(fake_provider: FakePr
         assert await flood() == 0
         now[0] += 0.1
         assert await flood() == 1
+
+
+# --- a failing JWKS endpoint backs off ---------------------------------------------------------
+
+
+@dataclass
+class FlakyJwksProvider(ForgingProvider):
+    """The forging provider, whose JWKS endpoint can be down (500) or serve more keys."""
+
+    jwks_down: bool = False
+    more_keys: list[RSAKey] = field(default_factory=list)
+
+    async def jwks(self, request: web.Request) -> web.Response:
+        self.jwks_requests += 1
+        if self.jwks_down:
+            return web.Response(status=500, text="down")
+        return web.json_response(KeySet([self.key, *self.more_keys]).as_dict(private=False))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def flaky(aiohttp_server: Any) -> FlakyJwksProvider:
+    provider = FlakyJwksProvider(key=KEY, access_token_jwt=True)
+    server = await aiohttp_server(provider.app(), host="127.0.0.1")
+    provider.issuer = str(server.make_url("")).rstrip("/")
+    return provider
+
+
+@pytest.fixture
+async def flaky_proxy(
+    make_proxy: ProxyFactory, flaky: FlakyJwksProvider, upstream: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[RunningProxy, Clock]:
+    proxy = await make_proxy(
+        issuer=flaky.issuer, upstream=upstream, as_deployed=True, api={"accept_bearer": True}
+    )
+    clock = Clock()
+    monkeypatch.setattr(proxy.app[PROVIDER], "_clock", clock)
+    return proxy, clock
+
+
+def random_kid_bearer(p: FakeProvider) -> str:
+    claims = dict(jwt.decode(p.access_token(), p.key).claims)
+    return jwt.encode({"alg": "RS256", "kid": secrets.token_hex(8), "typ": "JWT"}, claims, ATTACKER)
+
+
+async def bearer(proxy: RunningProxy, token: str) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    async with aiohttp.ClientSession() as client:
+        async with client.get(proxy.url + "/api", headers=headers) as r:
+            return r.status, r.headers.get("WWW-Authenticate", "")
+
+
+async def bearer_flood(proxy: RunningProxy, p: FakeProvider, n: int = 50) -> None:
+    answers = await asyncio.gather(*(bearer(proxy, random_kid_bearer(p)) for _ in range(n)))
+    assert all(status == 401 and 'error="invalid_token"' in h for status, h in answers), answers[:3]
+
+
+async def test_a_failing_jwks_is_not_hammered_by_unknown_kids(
+    flaky_proxy: tuple[RunningProxy, Clock], flaky: FlakyJwksProvider
+) -> None:
+    proxy, clock = flaky_proxy
+    async with await signed_in_browser(proxy.url) as browser:
+        assert (await bearer(proxy, flaky.access_token()))[0] == 200  # the keys are cached now
+        flaky.jwks_down = True
+        before = flaky.jwks_requests
+
+        await bearer_flood(proxy, flaky)
+        assert flaky.jwks_requests - before == 1
+        assert (await bearer(proxy, flaky.access_token()))[0] == 200
+        assert await post_logout(proxy, logout_forge(unknown_kid)(flaky)) == 400
+        assert await is_live(proxy, session_cookie(browser))
+        assert flaky.jwks_requests - before == 1
+
+        clock.now += JWKS_RETRY_FIRST
+        await bearer_flood(proxy, flaky)
+        assert flaky.jwks_requests - before == 2
+
+        rotated = RSAKey.generate_key(2048, parameters={"kid": "rotated"})
+        flaky.jwks_down, flaky.more_keys = False, [rotated]
+        clock.now += 2 * JWKS_RETRY_FIRST
+        assert (await bearer(proxy, flaky.access_token(key=rotated)))[0] == 200
+        assert flaky.jwks_requests - before == 3
+
+
+async def test_the_callback_refuses_an_unknown_kid_while_the_jwks_fails(
+    flaky_proxy: tuple[RunningProxy, Clock], flaky: FlakyJwksProvider
+) -> None:
+    proxy, _ = flaky_proxy
+    async with await signed_in_browser(proxy.url):
+        pass  # the keys are cached now
+    flaky.jwks_down, flaky.forge = True, unknown_kid
+    before = flaky.jwks_requests
+    for _ in range(2):
+        async with new_browser() as browser:
+            page = await navigate(browser, proxy.url + "/oauth/start?rd=/oauth/userinfo")
+            assert page.status == 401, page.text[:300]
+            assert "Try again" in page.text and "Traceback" not in page.text
+            assert not any(c.key == "_auth_proxy" for c in browser.cookie_jar)
+    assert flaky.jwks_requests - before == 1
+
+
+async def test_without_keys_a_failing_jwks_is_503_and_fetched_once(
+    flaky_proxy: tuple[RunningProxy, Clock], flaky: FlakyJwksProvider
+) -> None:
+    proxy, _ = flaky_proxy
+    flaky.jwks_down = True
+    answers = await asyncio.gather(*(bearer(proxy, flaky.access_token()) for _ in range(20)))
+    assert {status for status, _ in answers} == {503}
+    assert flaky.jwks_requests == 1
