@@ -44,7 +44,7 @@ _OVERLONG = (  # UTF-8 overlong forms of '.', '/' and '\' (decoded with surrogat
     ("\udce0\udc80\udcae", "."), ("\udce0\udc80\udcaf", "/"), ("\udce0\udc81\udc9c", "\\"),
     ("\udcc0\udcae", "."), ("\udcc0\udcaf", "/"), ("\udcc1\udc9c", "\\"),
 )  # fmt: skip
-_SUSPECT = ("%", ";", "\\", "//", "/.")
+_OVERLONG_LEADS = ("\udcc0", "\udcc1", "\udce0")
 
 
 def _path_only(raw_path: str) -> str:
@@ -59,7 +59,31 @@ def decoded_path(raw_path: str) -> str:
 def is_plain(path: str) -> bool:
     """Whether every server reads ``path`` (no query) as written: no escape, ``;``, ``\\``, ``//`` or
     dot segment (``/.`` also catches ``/.well-known``, which then merely takes the longer way)."""
-    return path.startswith("/") and not any(s in path for s in _SUSPECT)
+    return (
+        path[:1] == "/"
+        and "%" not in path
+        and ";" not in path
+        and "\\" not in path
+        and "//" not in path
+        and "/." not in path
+    )
+
+
+def _decoded_alike(path: str) -> str | None:
+    """``path`` decoded, if every reader reads it so: it only escapes characters that separate
+    nothing (``%20``, ``%C3%A9``, ``%61``): no ``/ \\ ; %``, dot segment, NUL or overlong form.
+    Else ``None``."""
+    if path[:1] != "/" or ";" in path or "\\" in path or "//" in path or "/." in path:
+        return None
+    decoded = unquote(path, errors="surrogateescape")
+    if (
+        not is_plain(decoded)
+        or decoded.count("/") != path.count("/")
+        or "\x00" in decoded
+        or any(lead in decoded for lead in _OVERLONG_LEADS)
+    ):
+        return None
+    return decoded
 
 
 class Reader(NamedTuple):
@@ -102,7 +126,7 @@ def _decode(text: str, passes: int) -> str:
         if "%u" in text or "%U" in text:
             text = _IIS_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
         text = unquote(text, errors="surrogateescape")
-        if "\udcc0" in text or "\udcc1" in text or "\udce0" in text:
+        if any(lead in text for lead in _OVERLONG_LEADS):
             for overlong, char in _OVERLONG:
                 text = text.replace(overlong, char)
     return text
@@ -114,7 +138,8 @@ def read_path(path: str, reader: Reader) -> str:
         raw = path.split("/")
         if reader.params == "raw":
             raw = [s.partition(";")[0] for s in raw]
-        segments = [_decode(s, reader.decode) for s in raw]
+        # a '/' decoded inside a segment is no separator: it stays escaped in the reading
+        segments = [_decode(s, reader.decode).replace("/", "%2F") for s in raw]
     else:
         text = _decode(path, reader.decode)
         if reader.backslash:
@@ -145,13 +170,18 @@ def canonical_path(raw_path: str) -> str:
     """The path as the most resolving upstream reads it: decoded, ``\\`` → ``/``, ``;params``
     dropped from each segment, ``//`` → ``/``, without dot segments. Always starts with ``/``."""
     path = _path_only(raw_path)
-    return path if is_plain(path) else read_path(path, READERS[0])
+    if is_plain(path):
+        return path
+    return _decoded_alike(path) or read_path(path, READERS[0])
 
 
 def readings(path: str) -> tuple[str, ...]:
     """``path`` (no query) as each of :data:`READERS` reads it, in their order."""
     if is_plain(path):
         return (path,) * len(READERS)
+    alike = _decoded_alike(path)
+    if alike is not None:
+        return (alike,) * len(READERS)
     return tuple(read_path(path, reader) for reader in READERS)
 
 
