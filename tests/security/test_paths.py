@@ -115,10 +115,11 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from proxy.paths import canonical_path
+from proxy.paths import READERS, canonical_path, readings
 from tests.conftest import ProxyFactory, RunningProxy
 from tests.support.fake_provider import FakeProvider
 from tests.support.login import signed_in_browser
+from tests.support.nginx import nginx
 
 
 class Case(NamedTuple):
@@ -218,3 +219,31 @@ async def test_a_refusal_is_logged(
             assert r.status == 400
     refusal = next(r for r in caplog.records if r.getMessage().startswith("path refused"))
     assert refusal.__dict__["status"] == 400 and refusal.__dict__["reading"] == "/api/..;/internal"
+
+
+NGINX_SITE = """
+server {
+    listen 80;
+    merge_slashes on;
+    location / { default_type text/plain; return 200 "$uri"; }
+}
+"""
+
+
+async def test_the_nginx_reading_is_how_nginx_reads() -> None:
+    """``READERS``' "nginx" against the real nginx: ``$uri`` is the path nginx serves and matches
+    ``location``s on. Paths nginx itself refuses (400: ``/..`` above the root, NUL) are skipped."""
+    nginx_reader = [r.name for r in READERS].index("nginx")
+    compared = 0
+    with nginx(NGINX_SITE) as (port, _):
+        async with aiohttp.ClientSession() as client:
+            for raw in sorted({c.raw for c in CASES}):
+                async with client.get(URL(f"http://127.0.0.1:{port}{raw}", encoded=True)) as r:
+                    if r.status == 400:
+                        continue
+                    assert r.status == 200, raw
+                    seen = await r.read()
+                expected = readings(raw)[nginx_reader].encode("utf-8", "surrogateescape")
+                assert seen == expected, raw
+                compared += 1
+    assert compared > 50
