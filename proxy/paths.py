@@ -1,6 +1,6 @@
 """How servers read a request path, and public routes (``authorization.skip_auth_routes``). Pure.
 
-The proxy forwards the raw path unchanged (``upstream.Upstream.target``): escapes, ``;params`` and
+The proxy forwards the raw path unchanged (``routing.Upstream.target``): escapes, ``;params`` and
 dot segments reach the upstream as the client wrote them, and the upstream resolves them its own way.
 So a rule must be judged on the path as the upstream resolves it, not on the spelling: ``/%61dmin``
 *is* ``/admin``, nginx resolves ``/static/../admin`` to ``/admin``, and a servlet container (Tomcat,
@@ -12,7 +12,7 @@ Jetty, Spring, Quarkus/Vert.x) drops ``;params`` from each segment before resolv
   from every segment, slashes merged, dot segments removed (RFC 3986 §5.2.4).
 - :func:`readings`: the path as each kind of server reads it (:data:`READERS`), canonical first.
   Where they name different upstreams, or leave the upstream's base path, the proxy refuses the
-  request (``upstream.Router.route``): no reading may reach what the chosen rules do not cover.
+  request (``routing.Router.route``): no reading may reach what the chosen rules do not cover.
 - A skip rule lets a request through *without* authentication, so it applies only to a path that
   every upstream reads the same way (:func:`is_unambiguous`): no dot segments, no ``//``, no ``;``,
   no encoded ``/``, ``\\`` or ``;``, no double encoding, no control characters. Anything else needs a

@@ -13,7 +13,7 @@ from multidict import CIMultiDict
 from . import pages
 from .keys import METRICS
 from .logs import stamp_request_id
-from .upstream import Upstream
+from .routing import Upstream
 
 log = logging.getLogger(__name__)
 

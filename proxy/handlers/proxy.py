@@ -1,6 +1,6 @@
 """The catch-all: signed-in (or bearer) requests that pass the rules go to their upstream with
 identity headers; public routes go without; others sign in, or are told they may not. A path that
-servers would read as different upstreams' paths is refused first (400, ``upstream.Router.route``)."""
+servers would read as different upstreams' paths is refused first (400, ``routing.Router.route``)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from .. import pages
 from ..authz import Rules
 from ..forward_headers import upstream_request_headers
 from ..keys import COOKIES, REQUEST_ID, ROUTER, RULES, SETTINGS, UPSTREAM_FAST, UPSTREAM_HTTP
+from ..routing import PathRefused, Upstream
 from ..sessions.base import Identity
-from ..upstream import PathRefused, Upstream, forward_http
+from ..upstream import forward_http
 from ..upstream_ws import forward_ws, is_websocket
 from .access import BearerRejected, Principal, bearer_challenge, denial, invalid_token, principal, skip_auth
 from .context import CSRF_FIELD, own_origin, prefix, start_url

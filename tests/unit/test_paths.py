@@ -1,5 +1,5 @@
 """proxy.paths: the path a rule is judged on, how each kind of server reads a path, routing on
-those readings (``upstream.Router.route``), and public routes that can't be dodged or abused.
+those readings (``routing.Router.route``), and public routes that can't be dodged or abused.
 The same cases against the running proxy: tests/security/test_paths.py."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from proxy.paths import (
     readings,
     skips_auth,
 )
-from proxy.upstream import PathRefused, Router
+from proxy.routing import PathRefused, Router
 
 
 @pytest.mark.parametrize(
@@ -269,7 +269,7 @@ def test_canonical_path_is_cheap_and_linear() -> None:
         assert time.perf_counter() - started < 0.5, nasty[:20]
 
 
-# --- routing on the readings (upstream.Router.route) ---------------------------------------------
+# --- routing on the readings (routing.Router.route) ---------------------------------------------
 
 
 def router(*specs: dict[str, object]) -> Router:
