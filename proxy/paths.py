@@ -39,7 +39,7 @@ _METHOD_SPEC = re.compile(r"^([A-Za-z]+)=(.*)$", re.S)
 _AMBIGUOUS_ESCAPES = re.compile(r"%(2f|5c|00|3b)", re.I)
 _ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_IIS_ESCAPE = re.compile(r"%u([0-9a-fA-F]{4})")
+_IIS_ESCAPE = re.compile(r"%[uU]([0-9a-fA-F]{4})")
 _OVERLONG = (  # UTF-8 overlong forms of '.', '/' and '\' (decoded with surrogateescape)
     ("\udce0\udc80\udcae", "."), ("\udce0\udc80\udcaf", "/"), ("\udce0\udc81\udc9c", "\\"),
     ("\udcc0\udcae", "."), ("\udcc0\udcaf", "/"), ("\udcc1\udc9c", "\\"),
@@ -90,7 +90,7 @@ class Reader(NamedTuple):
     """How one kind of server turns a raw path into the path it serves."""
 
     name: str
-    decode: Literal[0, 1, 2]
+    decode: Literal[1, 2]
     """Percent-decoding passes (2: also overlong UTF-8 and IIS ``%u002e``)."""
     per_segment: bool
     """Split on the raw ``/`` first, then decode each segment (``%2F`` stays inside its segment)."""
@@ -119,7 +119,7 @@ still meets no more than one application's rules, as long as it agrees with one 
 
 
 def _decode(text: str, passes: int) -> str:
-    if passes == 0 or "%" not in text:
+    if "%" not in text:
         return text
     text = unquote(text, errors="surrogateescape")
     if passes == 2:

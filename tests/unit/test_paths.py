@@ -232,6 +232,7 @@ READER_NAMES = [r.name for r in READERS]
         ("/a/%e0%80%ae%e0%80%ae/b", "lenient", "/b"),
         ("/a/%c0%af../b", "lenient", "/b"),  # overlong '/'
         ("/a/%u002e%u002e/b", "lenient", "/b"),  # IIS %u escapes
+        ("/a/%U002E%u002E/b", "lenient", "/b"),
         ("/a\\..\\b", "canonical", "/b"),
         ("/a\\..\\b", "nginx", "/a\\..\\b"),
         ("//a//b/", "nginx", "/a/b/"),
