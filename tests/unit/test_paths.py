@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proxy.config import UpstreamConfig
 from proxy.paths import (
@@ -17,6 +19,7 @@ from proxy.paths import (
     fold_case,
     is_plain,
     is_unambiguous,
+    read_path,
     readings,
     skips_auth,
 )
@@ -383,3 +386,32 @@ def test_a_case_insensitive_upstream_must_not_read_a_path_as_another_upstreams()
             mixed.route(raw)
     chosen = mixed.route("/admin/x")
     assert chosen is not None and chosen.prefix == "/admin"
+
+
+# --- any spelling ------------------------------------------------------------------------------
+
+PIECES = ["/", ".", "..", ";", ";x", "%2e", "%2E", "%2f", "%5c", "\\", "%3b", "%3B", "%25", "%252e",
+          "a", "A", "admin", "api", "%61", "%c0%ae", "%00", "%u002e", " ", "%20", "%ff", "x."]  # fmt: skip
+SPELLINGS = st.lists(st.sampled_from(PIECES), max_size=14).map(lambda parts: "/" + "".join(parts))
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(SPELLINGS)
+def test_any_spelling(raw: str) -> None:
+    """The shortcuts read as the full readers do; the canonical path has no ';', '\\', '//' or dot
+    segment; a path that is routed is routed alike by every reader, and stays under the base path."""
+    assert readings(raw) == tuple(read_path(raw, reader) for reader in READERS)
+    canonical = canonical_path(raw)
+    assert canonical == read_path(raw, READERS[0])
+    segments = canonical.split("/")[1:]
+    assert ";" not in canonical and "\\" not in canonical
+    assert "." not in segments and ".." not in segments and "" not in segments[:-1]
+    for router_ in (PREFIXES, BASED):
+        try:
+            chosen = router_.route(raw)
+        except PathRefused:
+            continue
+        assert all(router_.match(view) is chosen for view in readings(raw)), raw
+        if chosen is not None and chosen.base:
+            sent = chosen.target(raw).raw_path
+            assert all(v == "/base" or v.startswith("/base/") for v in readings(sent)), (raw, sent)
