@@ -34,6 +34,7 @@ from .middlewares import Front
 from .oidc.client import Client
 from .oidc.discovery import Provider
 from .pages import TemplateError, Templates
+from .routing import Router
 from .sessions.backend import Backend
 from .sessions.cache import SessionCache
 from .sessions.crypto import derive_server_key
@@ -41,7 +42,6 @@ from .sessions.invalidation import Invalidation
 from .sessions.memory_store import MemoryBackend
 from .sessions.redis_store import RedisBackend, pubsub_backend
 from .sessions.store import SessionStore
-from .upstream import Router
 from .upstream_pool import FreshConnector, UpstreamResponse
 
 log = logging.getLogger(__name__)

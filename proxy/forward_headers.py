@@ -19,7 +19,7 @@ from .keys import REQUEST_ID
 from .sessions.base import Identity
 
 if TYPE_CHECKING:
-    from .upstream import Upstream
+    from .routing import Upstream
 
 HOP_BY_HOP = frozenset(
     h.lower()

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
     from .oidc.client import Client
     from .oidc.discovery import Provider
     from .pages import Templates
+    from .routing import Router
     from .sessions.base import Session
     from .sessions.store import SessionStore
-    from .upstream import Router
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 COOKIES: web.AppKey[CookieCodec] = web.AppKey("cookies")

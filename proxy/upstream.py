@@ -1,5 +1,5 @@
-"""Forwarding to upstreams: choose by longest path prefix, send (headers: ``proxy.forward_headers``),
-relay the answer.
+"""Forwarding to upstreams: send to the one ``proxy.routing`` chose (headers:
+``proxy.forward_headers``), relay the answer.
 
 The request body is never read into memory (``request.content`` is handed to the client as the
 upload), nor is the response (chunks are written as they arrive). 502/504 are answered only before
@@ -9,92 +9,23 @@ the response has started; after that a failure cuts the connection, which is wha
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
-from yarl import URL
 
 from . import pages
-from .config import UpstreamConfig
 from .forward_headers import response_headers
 from .keys import METRICS
 from .limits import CappedBody, refusal
 from .logs import stamp_request_id
+from .routing import Upstream
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 65536
-
-
-CONNECT_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True)
-class Upstream:
-    prefix: str
-    url: URL
-    timeout: float
-    pass_host_header: bool
-
-    @classmethod
-    def from_config(cls, cfg: UpstreamConfig) -> Upstream:
-        return cls(cfg.prefix, URL(cfg.url), cfg.timeout, cfg.pass_host_header)
-
-    @functools.cached_property
-    def client_timeout(self) -> aiohttp.ClientTimeout:
-        """Connect within 5 s, then ``timeout`` between reads; no limit on the whole exchange."""
-        return aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=self.timeout)
-
-    def matches(self, path: str) -> bool:
-        if self.prefix.endswith("/"):
-            return path.startswith(self.prefix)
-        return path == self.prefix or path.startswith(self.prefix + "/")
-
-    def target(self, raw_path: str) -> URL:
-        """The upstream URL for a request's raw (still percent-encoded) path and query.
-
-        An upstream URL with a path (``http://app:8080/base``) replaces the matched prefix with it;
-        one without passes the path through unchanged.
-        """
-        base = self.url.raw_path.rstrip("/")
-        if base:
-            path, sep, query = raw_path.partition("?")
-            rest = _after_prefix(path, self.prefix.rstrip("/"))
-            raw_path = base + (rest if rest.startswith("/") or not rest else "/" + rest) + sep + query
-        return URL(str(self.url.origin()) + raw_path, encoded=True)
-
-
-def _after_prefix(raw_path: str, prefix: str) -> str:
-    """What follows ``prefix`` in ``raw_path``, keeping its encoding. Routing matched the decoded
-    path, so the prefix itself may be spelled with escapes (``/%61pp`` for ``/app``)."""
-    if raw_path.startswith(prefix):
-        return raw_path[len(prefix) :]
-    segments = raw_path.split("/")
-    for i in range(1, len(segments) + 1):
-        head = "/".join(segments[:i])
-        if unquote(head) == prefix:
-            return raw_path[len(head) :]
-    return raw_path
-
-
-class Router:
-    def __init__(self, upstreams: Sequence[UpstreamConfig]) -> None:
-        self._routes = sorted(
-            (Upstream.from_config(u) for u in upstreams), key=lambda u: len(u.prefix), reverse=True
-        )
-
-    def match(self, path: str) -> Upstream | None:
-        return next((u for u in self._routes if u.matches(path)), None)
-
-    def __bool__(self) -> bool:
-        return bool(self._routes)
 
 
 WHOLE_MAX = 64 * 1024

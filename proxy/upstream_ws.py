@@ -22,7 +22,7 @@ from .handlers.context import own_origin
 from .keys import METRICS, SETTINGS
 from .logs import stamp_request_id
 from .origins import origin_key
-from .upstream import Upstream
+from .routing import Upstream
 
 log = logging.getLogger(__name__)
 

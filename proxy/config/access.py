@@ -105,6 +105,10 @@ class UpstreamConfig(_Section):
     """No byte from the upstream for this long → 504 (or the stream is cut)."""
     pass_host_header: bool = True
     """Send the client's Host header upstream (else the upstream URL's host)."""
+    case_insensitive: bool = False
+    """The upstream reads paths regardless of case, and ignores trailing dots and spaces of a segment
+    (IIS, Windows or macOS file servers): its prefix then matches case-folded, so ``/ADMIN/x`` meets
+    the rules of an upstream at ``/admin`` that sets it. Set it on every upstream of such a server."""
     allowed_email_domains: Domains | None = None
     """Each allowed_* key set here replaces authorization.<key> for this prefix ([] lifts it)."""
     allowed_emails: Emails | None = None

@@ -1,9 +1,11 @@
 """The catch-all: signed-in (or bearer) requests that pass the rules go to their upstream with
-identity headers; public routes go without; others sign in, or are told they may not."""
+identity headers; public routes go without; others sign in, or are told they may not. A path that
+servers would read as different upstreams' paths is refused first (400, ``routing.Router.route``)."""
 
 from __future__ import annotations
 
 import html
+import logging
 from urllib.parse import quote
 
 from aiohttp import web
@@ -12,13 +14,15 @@ from .. import pages
 from ..authz import Rules
 from ..forward_headers import upstream_request_headers
 from ..keys import COOKIES, REQUEST_ID, ROUTER, RULES, SETTINGS, UPSTREAM_HTTP
-from ..paths import canonical_path
+from ..routing import PathRefused, Upstream
 from ..sessions.base import Identity
-from ..upstream import Upstream, forward_http
+from ..upstream import forward_http
 from ..upstream_ws import forward_ws, is_websocket
 from .access import BearerRejected, Principal, bearer_challenge, denial, invalid_token, principal, skip_auth
 from .context import CSRF_FIELD, own_origin, prefix, start_url
 from .logout import UPSTREAM_CSRF_HEADER, csrf_token
+
+log = logging.getLogger(__name__)
 
 
 def unauthenticated(request: web.Request) -> web.StreamResponse:
@@ -62,23 +66,33 @@ def forbidden(request: web.Request, who: Principal) -> web.Response:
 
 
 def rules_for(request: web.Request, upstream: Upstream) -> list[Rules]:
-    """The rules of the upstream the request goes to, and (when the path is spelled with dot
-    segments, escapes or ``//``) of the upstream its canonical path names: whichever way the
-    upstream resolves the path, the user must pass its rules."""
-    book = request.app[RULES]
-    rules = [book.for_prefix(upstream.prefix)]
-    canonical = canonical_path(request.raw_path)
-    if canonical != request.path:
-        other = request.app[ROUTER].match(canonical)
-        if other is not None and other.prefix != upstream.prefix:
-            rules.append(book.for_prefix(other.prefix))
-    return rules
+    """The rules of the upstream the request goes to. Only one set: ``Router.route`` refused every
+    path that some server would read as another upstream's."""
+    return [request.app[RULES].for_prefix(upstream.prefix)]
+
+
+def refused(request: web.Request, exc: PathRefused) -> web.Response:
+    """400 for a path servers disagree about (logged with the reading that would escape)."""
+    log.warning(
+        "path refused: %s",
+        exc.why,
+        extra={"event": "refused", "status": 400, "path": request.raw_path[:512], "reader": exc.reader,
+               "reading": exc.reading[:512]},
+    )  # fmt: skip
+    return pages.error(
+        request, 400, "Bad request path",
+        "Servers would read this address differently (dot segments, ';', escapes or backslashes). "
+        "Please use the plain address.",
+    )  # fmt: skip
 
 
 async def proxy(request: web.Request) -> web.StreamResponse:
     if request.path.startswith(prefix(request) + "/") or request.path == prefix(request):
         return pages.error(request, 404, "Not found", "There is no such page of the sign-in proxy.")
-    upstream = request.app[ROUTER].match(request.path)
+    try:
+        upstream = request.app[ROUTER].route(request.raw_path)
+    except PathRefused as exc:
+        return refused(request, exc)
     if skip_auth(request, request.method, request.raw_path):
         if upstream is None:
             return pages.error(request, 404, "Not found", "No application is configured for this path.")

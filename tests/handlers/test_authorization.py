@@ -147,21 +147,22 @@ async def test_the_sign_out_form_signs_out(proxy: RunningProxy, browser: aiohttp
 
 
 @pytest.mark.parametrize(
-    "path",
+    ("path", "status"),
     [
-        "/%61dmin/x",
-        "/page/../admin/x",
-        "/page/%2e%2e/admin/x",
-        "/page/..%2fadmin/x",
-        "//admin/x",
-        "/./admin/x",
-        "/open/../admin/x",
+        ("/%61dmin/x", 403),
+        # 400: some servers read these as /admin/x, others as a path of "/" (tests/security/test_paths.py)
+        ("/page/../admin/x", 400),
+        ("/page/%2e%2e/admin/x", 400),
+        ("/page/..%2fadmin/x", 400),
+        ("//admin/x", 400),
+        ("/./admin/x", 400),
+        ("/open/../admin/x", 400),
     ],
 )
 async def test_spellings_of_a_path_get_its_rules(
-    proxy: RunningProxy, browser: aiohttp.ClientSession, path: str
+    proxy: RunningProxy, browser: aiohttp.ClientSession, path: str, status: int
 ) -> None:
-    assert (await get(browser, proxy.url + path, **JSON))[0] == 403, path
+    assert (await get(browser, proxy.url + path, **JSON))[0] == status, path
 
 
 async def test_global_rules_apply_where_no_upstream_replaces_them(
@@ -235,24 +236,26 @@ async def test_a_signed_in_user_on_a_public_route_is_not_named(
 
 
 @pytest.mark.parametrize(
-    "path",
+    ("path", "status"),
     [
-        "/static/../admin/x",
-        "/static/%2e%2e/admin/x",
-        "/static/..%2fadmin/x",
-        "/static/..%2Fpage",
-        "/static/..\\admin",
-        "/static/%252e%252e/admin",
-        "//static/x",
-        "/static%2fx",
-        "/health/",
-        "/healthz",
-        "/%2573tatic/x",
+        ("/static/../admin/x", 400),  # 400: /admin/x to some servers, a path of "/" to others
+        ("/static/%2e%2e/admin/x", 400),
+        ("/static/..%2fadmin/x", 400),
+        ("/static/..%2Fpage", 401),
+        ("/static/..\\admin", 400),
+        ("/static/%252e%252e/admin", 400),
+        ("//static/x", 401),
+        ("/static%2fx", 401),
+        ("/health/", 401),
+        ("/healthz", 401),
+        ("/%2573tatic/x", 401),
     ],
 )
-async def test_spellings_that_must_not_reach_a_public_route(proxy: RunningProxy, path: str) -> None:
+async def test_spellings_that_must_not_reach_a_public_route(
+    proxy: RunningProxy, path: str, status: int
+) -> None:
     async with aiohttp.ClientSession() as anon:
-        assert (await get(anon, proxy.url + path, **JSON))[0] == 401, path
+        assert (await get(anon, proxy.url + path, **JSON))[0] == status, path
 
 
 async def test_cors_preflight(proxy: RunningProxy) -> None:

@@ -1,4 +1,4 @@
-"""proxy.upstream: routing by prefix, URL mapping and header filtering (the pure parts)."""
+"""proxy.routing and proxy.upstream: routing by prefix, URL mapping and header filtering (the pure parts)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from proxy.forward_headers import (
     response_headers,
     upstream_request_headers,
 )
+from proxy.routing import Router, Upstream
 from proxy.sessions.base import Identity
-from proxy.upstream import Router, Upstream
 
 OUR_COOKIES = frozenset({"_auth_proxy", "_auth_proxy_login"})
 ALICE = Identity(sub="sub-1", email="alice@example.com", preferred_username="alice", groups=("dev", "ops"))
