@@ -403,7 +403,7 @@ async def test_a_connection_never_used_is_closed_after_the_keepalive_timeout(tim
 
 async def test_a_websocket_outlives_both_timeouts(timed: RunningProxy) -> None:
     async with await signed_in_browser(timed.url) as browser:
-        async with browser.ws_connect(timed.url + "/ws") as ws:
+        async with browser.ws_connect(timed.url + "/ws", origin=timed.url) as ws:
             assert (await ws.receive(timeout=5)).data == '{"user": "user1"}'
             await ws.send_str("before")
             assert (await ws.receive(timeout=5)).data == "echo:before"

@@ -267,12 +267,24 @@ async def test_rd_of_2048_bytes_fits_in_one_cookie(proxy: RunningProxy) -> None:
     ("query", "headers"),
     [
         ("?rd=/" + "a" * 2048, {}),
-        ("", {"X-Original-URL": "http://127.0.0.1/" + "a" * 3000}),
+        ("", {"X-Original-URI": "/" + "a" * 3000, "X-Forwarded-Host": "h", "X-Forwarded-Proto": "http"}),
+            "",
+            {
+                "X-Original-URI": "/" + "a" * 3000,
+                "X-Forwarded-Host": "127.0.0.1",
+                "X-Forwarded-Proto": "http",
+            },
+        ),
         ("?rd=/" + quote('"' * 2000), {}),
     ],
-    ids=["rd of 2049 bytes", "X-Original-URL of 3 kB", "2000 bytes JSON escapes"],
+    ids=["rd of 2049 bytes", "nginx front's original URI of 3 kB", "2000 bytes JSON escapes"],
 )
-async def test_a_too_long_rd_is_a_clear_400(proxy: RunningProxy, query: str, headers: dict[str, str]) -> None:
+async def test_a_too_long_rd_is_a_clear_400(
+    make_proxy: ProxyFactory, fake_provider: FakeProvider, upstream: str, query: str, headers: dict[str, str]
+) -> None:
+    """Behind the nginx recipe (auth_request.front: nginx), /oauth/start takes the page to return to
+    from the front's headers when there is no rd."""
+    proxy = await make_proxy(issuer=fake_provider.issuer, upstream=upstream, auth_request={"front": "nginx"})
     async with anonymous() as client:
         async with client.get(
             proxy.url + "/oauth/start" + query, headers=headers, allow_redirects=False
