@@ -300,6 +300,16 @@ async def backchannel_cost(proxy_url: str, kc: str, users: int) -> dict[str, flo
             "proxy_ms_per_logout_token": total / count * 1000, "logout_tokens": count}  # fmt: skip
 
 
+async def whoami(url: str, cookie: str) -> str:
+    """The upstream's echo of the identity headers and cookie it got for a request with ``cookie``."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        async with http.get(url, headers={"Cookie": cookie}, allow_redirects=False) as r:
+            text = (await r.text()).strip()
+            if r.status != 200 or not text.startswith("user=") or text.startswith("user= "):
+                raise RuntimeError(f"{url} with a session: {r.status} {text[:200]}")
+            return text
+
+
 # --- the run -------------------------------------------------------------------------------------
 
 
@@ -414,8 +424,12 @@ def main() -> None:
 
             print(f"signing in {args.sessions} sessions each through Keycloak ...", flush=True)
             cookies = asyncio.run(sign_in_all())
+            bases = {"proxy": proxies[1][1], "apache": apaches[1][1] if apaches else "",
+                     "oauth2-proxy": o2ps["GOMAXPROCS=1"][1] if o2ps else ""}  # fmt: skip
             for name, values in cookies.items():
                 (work / f"{name}.cookies").write_text("\n".join(values) + "\n")
+                # what each sends upstream for a session: the same four identity headers, no cookie of its own
+                print(f"  {name:12} {asyncio.run(whoami(bases[name] + '/whoami', values[0]))}", flush=True)
             own, peer, single = work / "proxy.cookies", work / "apache.cookies", work / "one.cookies"
             o2p_own = work / "oauth2-proxy.cookies"
             single.write_text(cookies["proxy"][0] + "\n")
@@ -512,11 +526,11 @@ def report(
     ceiling = results["1. upstream direct"]["rps"]
     print(f"\n{args.seconds}s per run, {args.connections} connections, wrk -t2, {args.sessions} sessions "
           "each (signed in through Keycloak), cookies rotated\n")  # fmt: skip
-    print(f"| {'setup':42} | {'req/s':>7} | {'vs direct':>9} | {'p50 ms':>7} | {'p99 ms':>7} | "
+    print(f"| {'setup':44} | {'req/s':>7} | {'vs direct':>9} | {'p50 ms':>7} | {'p99 ms':>7} | "
           f"{'server CPU s/10k':>16} | {'Redis CPU s/10k':>15} | {'errors':>6} |")  # fmt: skip
-    print(f"|{'-' * 44}|{'-' * 9}|{'-' * 11}|{'-' * 9}|{'-' * 9}|{'-' * 18}|{'-' * 17}|{'-' * 8}|")
+    print(f"|{'-' * 46}|{'-' * 9}|{'-' * 11}|{'-' * 9}|{'-' * 9}|{'-' * 18}|{'-' * 17}|{'-' * 8}|")
     for name, r in results.items():
-        print(f"| {name:42} | {r['rps']:7.0f} | {r['rps'] / ceiling:9.3f} | {r['p50_ms']:7.2f} | "
+        print(f"| {name:44} | {r['rps']:7.0f} | {r['rps'] / ceiling:9.3f} | {r['p50_ms']:7.2f} | "
               f"{r['p99_ms']:7.2f} | {r['server_cpu_s_per_10k']:16.2f} | {r['redis_cpu_s_per_10k']:15.2f} | "
               f"{r['errors']:6.0f} |")  # fmt: skip
     pairs = [("2. proxy, 1 process", "3. mod_auth_openidc, 1 process"),
@@ -533,11 +547,11 @@ def report(
         rate = next(iter(fixed.values()))["fixed_offered_rps"]
         print(f"\nat a fixed offered load of {rate:.0f} req/s (constant rate, bench/fixed_rate.py; late: "
               "sends more than 1 ms behind schedule, whose queueing the percentiles miss)\n")  # fmt: skip
-        print(f"| {'setup':42} | {'req/s':>7} | {'p50 ms':>7} | {'p99 ms':>7} | {'server CPU s/10k':>16} | "
+        print(f"| {'setup':44} | {'req/s':>7} | {'p50 ms':>7} | {'p99 ms':>7} | {'server CPU s/10k':>16} | "
               f"{'Redis CPU s/10k':>15} | {'late':>5} | {'errors':>6} |")  # fmt: skip
-        print(f"|{'-' * 44}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 18}|{'-' * 17}|{'-' * 7}|{'-' * 8}|")
+        print(f"|{'-' * 46}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 18}|{'-' * 17}|{'-' * 7}|{'-' * 8}|")
         for name, r in fixed.items():
-            print(f"| {name:42} | {r['fixed_rps']:7.0f} | {r['fixed_p50_ms']:7.2f} | "
+            print(f"| {name:44} | {r['fixed_rps']:7.0f} | {r['fixed_p50_ms']:7.2f} | "
                   f"{r['fixed_p99_ms']:7.2f} | {r['fixed_server_cpu_s_per_10k']:16.2f} | "
                   f"{r['fixed_redis_cpu_s_per_10k']:15.2f} | {r.get('fixed_late_sends', 0):5.0f} | "
                   f"{r['fixed_errors']:6.0f} |")  # fmt: skip
