@@ -4,7 +4,9 @@
                                     [--note "2 cores, one run, wrk -t2 -c50"] [--date YYYY-MM-DD]
 
 Generic over the setups in the file (``name -> {rps, p50_ms, p99_ms, errors, ...}``), in their
-order; a setup whose value is missing (null) is left out, a missing number leaves its bar out.
+order; a setup whose value is missing (null) is left out, a missing number leaves its bar out. Where
+the setups were also run at a fixed offered load (``fixed_p50_ms``, ``fixed_p99_ms``,
+``fixed_offered_rps``), a third panel shows those latencies.
 Needs matplotlib (``LOCK=requirements/bench.lock scripts/setup.sh``).
 """
 
@@ -44,10 +46,12 @@ def load(path: Path) -> dict[str, dict[str, Any]]:
 def draw(results: dict[str, dict[str, Any]], title: str, png: Path) -> None:
     names = list(results)
     y = list(range(len(names)))
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(14, 1.6 + 0.75 * len(names)), sharey=True, layout="constrained",
-        gridspec_kw={"width_ratios": [1.15, 1]},
+    rates = {v for r in results.values() if (v := number(r, "fixed_offered_rps")) is not None}
+    fig, axes = plt.subplots(
+        1, 3 if rates else 2, figsize=(21 if rates else 14, 1.6 + 0.75 * len(names)), sharey=True,
+        layout="constrained", gridspec_kw={"width_ratios": [1.15, 1, 1] if rates else [1.15, 1]},
     )  # fmt: skip
+    left = axes[0]
     fig.suptitle(title, fontsize=13)
 
     rps = [number(results[n], "rps") for n in names]
@@ -71,8 +75,23 @@ def draw(results: dict[str, dict[str, Any]], title: str, png: Path) -> None:
     left.set_yticks(y, names, fontsize=11)
     left.invert_yaxis()  # the first setup on top
 
+    latency(axes[1], results, names, "", "latency at full load, ms")
+    if rates:
+        rate = f"{min(rates):,.0f}" if len(rates) == 1 else "various"
+        latency(axes[2], results, names, "fixed_", f"latency at a fixed {rate} req/s, ms")
+    for ax in axes:
+        ax.set_axisbelow(True)
+        ax.tick_params(axis="x", labelsize=10)
+        ax.spines[["top", "right"]].set_visible(False)
+    left.grid(axis="x", alpha=0.3)
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+
+
+def latency(ax: Any, results: dict[str, dict[str, Any]], names: list[str], prefix: str, title: str) -> None:
+    """p50 and p99 bars per setup from ``{prefix}p50_ms`` / ``{prefix}p99_ms``."""
     h = 0.36
-    lat = {k: [number(results[n], k) for n in names] for k in ("p50_ms", "p99_ms")}
+    lat = {k: [number(results[n], prefix + k) for n in names] for k in ("p50_ms", "p99_ms")}
     values = [v for vs in lat.values() for v in vs if v is not None and v > 0]
     log = bool(values) and max(values) / min(values) >= LOG_WHEN
     for off, (key, color, label) in zip(
@@ -81,29 +100,23 @@ def draw(results: dict[str, dict[str, Any]], title: str, png: Path) -> None:
         vals = lat[key]
         pos = [i + off for i, v in enumerate(vals) if v is not None]
         shown = [v for v in vals if v is not None]
-        right.barh(pos, shown, height=h, color=color, label=label)
+        ax.barh(pos, shown, height=h, color=color, label=label)
         for p, v in zip(pos, shown, strict=True):
             x = v * 1.04 if log else v + max(values) * 0.01
-            right.text(x, p, f"{v:.2f} ms" if v < 10 else f"{v:.1f} ms", va="center", fontsize=10)
+            ax.text(x, p, f"{v:.2f} ms" if v < 10 else f"{v:.1f} ms", va="center", fontsize=10)
         for i in (i for i, v in enumerate(vals) if v is None):
             x = min(values) if log and values else 0
-            right.text(x, i + off, f" {label} n/a", va="center", fontsize=10, color="0.4")
+            ax.text(x, i + off, f" {label} n/a", va="center", fontsize=10, color="0.4")
     if log:
-        right.set_xscale("log")
-        right.set_xlim(min(values) / 1.5, max(values) * 4)
-        right.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_xscale("log")
+        ax.set_xlim(min(values) / 1.5, max(values) * 4)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     elif values:
-        right.set_xlim(0, max(values) * 1.25)
-    right.set_title(f"latency, ms (lower is better{', log scale' if log else ''})", fontsize=12)
-    right.legend(loc="best", fontsize=11)
-    right.tick_params(axis="y", left=False)
-    for ax in (left, right):
-        ax.grid(axis="x", alpha=0.3, which="both" if ax is right and log else "major")
-        ax.set_axisbelow(True)
-        ax.tick_params(axis="x", labelsize=10)
-        ax.spines[["top", "right"]].set_visible(False)
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
+        ax.set_xlim(0, max(values) * 1.25)
+    ax.set_title(f"{title} (lower is better{', log scale' if log else ''})", fontsize=12)
+    ax.legend(loc="best", fontsize=11)
+    ax.tick_params(axis="y", left=False)
+    ax.grid(axis="x", alpha=0.3, which="both" if log else "major")
 
 
 def main() -> None:

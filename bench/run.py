@@ -1,6 +1,7 @@
-"""Side by side with the peer, in one run so the ratios hold on a noisy machine.
+"""Side by side with the peers, in one run so the ratios hold on a noisy machine.
 
     .venv/bin/python bench/run.py [--seconds 10] [--connections 50] [--sessions 5000] [--no-apache]
+                                  [--no-oauth2-proxy] [--rate REQ_PER_S | --no-fixed-rate]
 
 Against the same upstream (nginx answering a small static body), with wrk, warm-up runs excluded:
 
@@ -8,14 +9,21 @@ Against the same upstream (nginx answering a small static body), with wrk, warm-
   2. this proxy in the data path, one process
   3. Apache + mod_auth_openidc in the data path, one process (OIDCCacheType redis,
      OIDCSessionType server-cache; bench/apache.py), same upstream, same identity headers
-  4. / 5. the same two with two worker processes each
-  6. nginx auth_request -> this proxy's /oauth/auth -> the upstream (deploy/nginx/auth-proxy.conf)
-  7. /oauth/auth alone, one process (the proxy's part of 6)
-  8. the same with one session's cookie repeated (what rotating over thousands of sessions costs)
+  4. oauth2-proxy v7 in the data path, GOMAXPROCS=1 (Redis sessions; bench/oauth2_proxy.py)
+  5. / 6. / 7. the same three with two worker processes each (Apache: 2 processes; oauth2-proxy:
+     GOMAXPROCS unset, every core)
+  8. nginx auth_request -> this proxy's /oauth/auth -> the upstream (deploy/nginx/auth-proxy.conf)
+  9. /oauth/auth alone, one process (the proxy's part of 8)
+  10. the same with one session's cookie repeated (what rotating over thousands of sessions costs)
+  11. / 12. oauth2-proxy's /oauth2/auth alone (what nginx auth_request would call), GOMAXPROCS=1 and unset
+
+Then every setup again at one fixed offered load (``--rate``, by default half the slowest setup's
+maximum, so that each runs below saturation): p50/p99 at the same load, paced by a constant-rate
+wrk script (bench/fixed_rate.py: wrk2 is not in Debian; its limits are written there).
 
 Every session is made by a scripted login through the real Keycloak (scripts/keycloak.sh starts one
-unless KEYCLOAK_URL names one): ``--sessions`` of them for the proxy and as many for Apache, each in a
-Redis of its own, and wrk rotates over all of them (a Lua script sends the next session's cookie with
+unless KEYCLOAK_URL names one): ``--sessions`` of them for the proxy and as many for each peer, each in
+a Redis of its own, and wrk rotates over all of them (a Lua script sends the next session's cookie with
 each request), so each answer checks a different session of a realistic keyspace. Reported per run:
 requests/s, p50/p99 latency, CPU seconds per 10k requests of the server under test and of its Redis.
 Then the cost of a login (the callback request: code exchange, ID token check, session written) for
@@ -25,8 +33,9 @@ until the proxy refuses that user's cookie, and the proxy's own time per logout 
 Access tokens are given an hour (the clients' ``access.token.lifespan``) for the run, so that
 neither side refreshes tokens in the middle of a measurement; restored afterwards.
 
-Needs wrk, nginx, redis-server, apache2 + libapache2-mod-auth-openidc (``--no-apache``: without the
-peer), Java for Keycloak: ``apt-get install wrk apache2 libapache2-mod-auth-openidc``, scripts/setup.sh
+Needs wrk, nginx, redis-server, apache2 + libapache2-mod-auth-openidc (``--no-apache``: without that
+peer), Go to build oauth2-proxy once into ~/.cache/auth-proxy (``--no-oauth2-proxy``: without it), Java
+for Keycloak: ``apt-get install wrk apache2 libapache2-mod-auth-openidc``, scripts/setup.sh
 for the rest. Writes .artifacts/bench/results.json and bench/results.png (bench/chart.py).
 """
 
@@ -132,10 +141,19 @@ def tree_cpu(pid: int) -> float:
 
 
 def wrk(
-    url: str, seconds: int, connections: int, cookies_file: Path | None, script: Path
+    url: str,
+    seconds: int,
+    connections: int,
+    cookies_file: Path | None,
+    script: Path,
+    rate: float | None = None,
 ) -> dict[str, float]:
+    """As fast as it goes with ``script`` the rotating one; at ``rate`` req/s in all with ``script``
+    the constant-rate one (bench/fixed_rate.py)."""
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    if cookies_file is not None:
+    if rate is not None:
+        cmd += ["-s", str(script), url, "--", str(cookies_file or "-"), f"{rate / 2}"]  # per thread
+    elif cookies_file is not None:
         cmd += ["-s", str(script), url, "--", str(cookies_file)]
     else:
         cmd.append(url)
@@ -152,7 +170,10 @@ def wrk(
 
     errors = int(non2xx.group(1)) if non2xx else 0
     errors += sum(int(g) for g in sock.groups()) if sock else 0
-    return {"rps": rps, "requests": total, "p50_ms": pct("50"), "p99_ms": pct("99"), "errors": errors}
+    r = {"rps": rps, "requests": total, "p50_ms": pct("50"), "p99_ms": pct("99"), "errors": errors}
+    if late := re.search(r"late sends: (\d+), max lag ms: ([\d.]+)", out):
+        r |= {"late_sends": int(late.group(1)), "max_lag_ms": float(late.group(2))}
+    return r
 
 
 def summary_ms(seconds: list[float]) -> dict[str, float]:
@@ -279,6 +300,16 @@ async def backchannel_cost(proxy_url: str, kc: str, users: int) -> dict[str, flo
             "proxy_ms_per_logout_token": total / count * 1000, "logout_tokens": count}  # fmt: skip
 
 
+async def whoami(url: str, cookie: str) -> str:
+    """The upstream's echo of the identity headers and cookie it got for a request with ``cookie``."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        async with http.get(url, headers={"Cookie": cookie}, allow_redirects=False) as r:
+            text = (await r.text()).strip()
+            if r.status != 200 or not text.startswith("user=") or text.startswith("user= "):
+                raise RuntimeError(f"{url} with a session: {r.status} {text[:200]}")
+            return text
+
+
 # --- the run -------------------------------------------------------------------------------------
 
 
@@ -288,17 +319,27 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--sessions", type=int, default=5000)
     ap.add_argument("--logout-users", type=int, default=20)
+    ap.add_argument("--login-concurrency", type=int, default=4, help="logins in flight at once, per server")
+    ap.add_argument("--rate", type=float, help="the fixed offered load, req/s (default: half the slowest "
+                    "setup's maximum, so that every setup is measured below saturation)")  # fmt: skip
+    ap.add_argument("--no-fixed-rate", action="store_true", help="leave out the runs at a fixed offered load")
     ap.add_argument("--no-apache", action="store_true", help="leave out Apache + mod_auth_openidc")
+    ap.add_argument("--no-oauth2-proxy", action="store_true", help="leave out oauth2-proxy")
     args = ap.parse_args()
     tools = ["wrk", "nginx", "redis-server"] + ([] if args.no_apache else ["apache2"])
     for tool in tools:
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
             sys.exit(f"bench: {tool} is not installed")
     from apache import apache_openidc, login_many
+    from fixed_rate import RATE_LUA
+    from oauth2_proxy import binary, keycloak_client, oauth2_proxy
 
+    if not args.no_oauth2_proxy:
+        binary()  # built into the cache (outside the repo) when missing: minutes, once
     work = Path(tempfile.mkdtemp(prefix="auth-proxy-bench-"))
-    script = work / "rotate.lua"
+    script, rate_script = work / "rotate.lua", work / "rate.lua"
     script.write_text(ROTATE_LUA)
+    rate_script.write_text(RATE_LUA)
     results: dict[str, dict[str, float]] = {}
     logins: dict[str, dict[str, float]] = {}
     try:
@@ -340,6 +381,19 @@ def main() -> None:
                         processes=procs, threads=threads, workdir=work / f"apache-{procs}",
                     ))  # fmt: skip
                     apaches[procs] = apache, f"http://127.0.0.1:{port}"
+            o2ps: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+            if not args.no_oauth2_proxy:
+                o2p_redis = stack.enter_context(redis_server())
+                ports = {"GOMAXPROCS=1": free_port(), "all cores": free_port()}
+                client_id, secret = stack.enter_context(keycloak_client(kc, REALM, list(ports.values())))
+                for label, port in ports.items():
+                    o2p = stack.enter_context(oauth2_proxy(
+                        port=port, upstream_url=f"http://127.0.0.1:{up_port}", redis_url=o2p_redis.url,
+                        issuer=issuer, client_id=client_id, secret=secret,
+                        gomaxprocs=1 if label == "GOMAXPROCS=1" else None,
+                        log=work / f"oauth2-proxy-{port}.log",
+                    ))  # fmt: skip
+                    o2ps[label] = o2p, f"http://127.0.0.1:{port}"
 
             lifespans: dict[str, str] = {}
 
@@ -349,15 +403,19 @@ def main() -> None:
                     lifespans[client] = await set_client_attribute(
                         kc, REALM, client, "access.token.lifespan", "3600"
                     )
-                targets = [("proxy", proxies[1][0].pid, proxies[1][1], "_auth_proxy")]
+                targets = [("proxy", proxies[1][0].pid, proxies[1][1] + "/", "_auth_proxy")]
                 if apaches:
-                    targets.append(("apache", apaches[1][0].pid, apaches[1][1], "mod_auth_openidc_session"))
+                    apache_start = apaches[1][1] + "/"
+                    targets.append(("apache", apaches[1][0].pid, apache_start, "mod_auth_openidc_session"))
+                if o2ps:  # its own sign-in flow: /oauth2/start -> Keycloak -> /oauth2/callback -> cookie
+                    o2p, url = o2ps["GOMAXPROCS=1"]
+                    targets.append(("oauth2-proxy", o2p.pid, url + "/oauth2/start?rd=%2F", "_oauth2_proxy"))
                 for name, pid, url, prefix in targets:
                     cpu = tree_cpu(pid)
                     started = time.perf_counter()
                     cookies[name], seconds = await login_many(
-                        url + "/", args.sessions, cookie_name_prefix=prefix, keycloak_origin=kc,
-                        username="alice", password="alice-password", concurrency=4,
+                        url, args.sessions, cookie_name_prefix=prefix, keycloak_origin=kc,
+                        username="alice", password="alice-password", concurrency=args.login_concurrency,
                     )  # fmt: skip
                     elapsed, cpu = time.perf_counter() - started, tree_cpu(pid) - cpu
                     logins[name] = {**summary_ms(seconds), "cpu_ms_per_login": cpu / len(seconds) * 1000,
@@ -366,43 +424,81 @@ def main() -> None:
 
             print(f"signing in {args.sessions} sessions each through Keycloak ...", flush=True)
             cookies = asyncio.run(sign_in_all())
+            bases = {"proxy": proxies[1][1], "apache": apaches[1][1] if apaches else "",
+                     "oauth2-proxy": o2ps["GOMAXPROCS=1"][1] if o2ps else ""}  # fmt: skip
             for name, values in cookies.items():
                 (work / f"{name}.cookies").write_text("\n".join(values) + "\n")
+                # what each sends upstream for a session: the same four identity headers, no cookie of its own
+                print(f"  {name:12} {asyncio.run(whoami(bases[name] + '/whoami', values[0]))}", flush=True)
             own, peer, single = work / "proxy.cookies", work / "apache.cookies", work / "one.cookies"
+            o2p_own = work / "oauth2-proxy.cookies"
             single.write_text(cookies["proxy"][0] + "\n")
             redis_pid, apache_redis_pid, one = redis.proc.pid, apache_redis.proc.pid, proxies[1][0].pid
-            runs: list[tuple[str, str, Path | None, int | None, int | None]] = [
+            Run = tuple[str, str, Path | None, int | None, int | None]
+            o2p_runs: dict[str, Run] = {}
+            if o2ps:
+                o2p_redis_pid = o2p_redis.proc.pid
+                (o1, u1), (oall, uall) = o2ps["GOMAXPROCS=1"], o2ps["all cores"]
+                o2p_runs = {
+                    "data 1": ("4. oauth2-proxy, GOMAXPROCS=1", u1 + "/", o2p_own, o1.pid, o2p_redis_pid),
+                    "data all": ("7. oauth2-proxy, all cores", uall + "/", o2p_own, oall.pid, o2p_redis_pid),
+                    "auth 1": ("11. oauth2-proxy /oauth2/auth, GOMAXPROCS=1", u1 + "/oauth2/auth", o2p_own,
+                               o1.pid, o2p_redis_pid),
+                    "auth all": ("12. oauth2-proxy /oauth2/auth, all cores", uall + "/oauth2/auth", o2p_own,
+                                 oall.pid, o2p_redis_pid),
+                }  # fmt: skip
+            runs: list[Run] = [
                 ("1. upstream direct", f"http://127.0.0.1:{up_port}/", None, None, None),
                 ("2. proxy, 1 process", proxies[1][1] + "/", own, proxies[1][0].pid, redis_pid),
             ]
             if apaches:
                 runs.append(("3. mod_auth_openidc, 1 process", apaches[1][1] + "/", peer, apaches[1][0].pid,
                              apache_redis_pid))  # fmt: skip
-            runs.append(("4. proxy, 2 workers", proxies[2][1] + "/", own, proxies[2][0].pid, redis_pid))
+            if o2p_runs:
+                runs.append(o2p_runs["data 1"])
+            runs.append(("5. proxy, 2 workers", proxies[2][1] + "/", own, proxies[2][0].pid, redis_pid))
             if apaches:
-                runs.append(("5. mod_auth_openidc, 2 processes", apaches[2][1] + "/", peer, apaches[2][0].pid,
+                runs.append(("6. mod_auth_openidc, 2 processes", apaches[2][1] + "/", peer, apaches[2][0].pid,
                              apache_redis_pid))  # fmt: skip
+            if o2p_runs:
+                runs.append(o2p_runs["data all"])
             runs += [
-                ("6. nginx auth_request -> /oauth/auth", f"http://127.0.0.1:{front_port}/", own, one,
+                ("8. nginx auth_request -> /oauth/auth", f"http://127.0.0.1:{front_port}/", own, one,
                  redis_pid),
-                ("7. /oauth/auth alone, 1 process", proxies[1][1] + "/oauth/auth", own, one, redis_pid),
-                ("8. the same, one session repeated", proxies[1][1] + "/oauth/auth", single, one, redis_pid),
+                ("9. /oauth/auth alone, 1 process", proxies[1][1] + "/oauth/auth", own, one, redis_pid),
+                ("10. the same, one session repeated", proxies[1][1] + "/oauth/auth", single, one, redis_pid),
             ]  # fmt: skip
-            for name, url, cookie_file, server_pid, redis_of in runs:
-                print(f"  {name}", flush=True)
-                wrk(url, 3, args.connections, cookie_file, script)  # warm-up, excluded
+            if o2p_runs:
+                runs += [o2p_runs["auth 1"], o2p_runs["auth all"]]
+
+            def measure(url: str, cookie_file: Path | None, server_pid: int | None, redis_of: int | None,
+                        rate: float | None) -> dict[str, float]:  # fmt: skip
+                use = rate_script if rate else script
+                wrk(url, 1 if rate else 3, args.connections, cookie_file, use, rate)  # warm-up, excluded
                 before = [
                     tree_cpu(server_pid) if server_pid else 0.0,
                     cpu_seconds(redis_of) if redis_of else 0.0,
                 ]
-                r = wrk(url, args.seconds, args.connections, cookie_file, script)
+                r = wrk(url, args.seconds, args.connections, cookie_file, use, rate)
                 after = [
                     tree_cpu(server_pid) if server_pid else 0.0,
                     cpu_seconds(redis_of) if redis_of else 0.0,
                 ]
                 r["server_cpu_s_per_10k"] = (after[0] - before[0]) / r["requests"] * 10_000
                 r["redis_cpu_s_per_10k"] = (after[1] - before[1]) / r["requests"] * 10_000
-                results[name] = r
+                return r
+
+            for name, url, cookie_file, server_pid, redis_of in runs:
+                print(f"  {name}", flush=True)
+                results[name] = measure(url, cookie_file, server_pid, redis_of, None)
+            if not args.no_fixed_rate:
+                slowest = min(r["rps"] for name, r in results.items() if name != "1. upstream direct")
+                rate = args.rate or round(slowest / 2, -1)
+                print(f"at a fixed offered load of {rate:.0f} req/s (constant rate) ...", flush=True)
+                for name, url, cookie_file, server_pid, redis_of in runs:
+                    print(f"  {name}", flush=True)
+                    fixed = measure(url, cookie_file, server_pid, redis_of, rate)
+                    results[name] |= {f"fixed_{k}": v for k, v in fixed.items()} | {"fixed_offered_rps": rate}
             print(f"back-channel logout of {args.logout_users} users ...", flush=True)
 
             async def logouts() -> dict[str, float]:
@@ -430,21 +526,38 @@ def report(
     ceiling = results["1. upstream direct"]["rps"]
     print(f"\n{args.seconds}s per run, {args.connections} connections, wrk -t2, {args.sessions} sessions "
           "each (signed in through Keycloak), cookies rotated\n")  # fmt: skip
-    print(f"| {'setup':38} | {'req/s':>7} | {'vs direct':>9} | {'p50 ms':>7} | {'p99 ms':>7} | "
+    print(f"| {'setup':44} | {'req/s':>7} | {'vs direct':>9} | {'p50 ms':>7} | {'p99 ms':>7} | "
           f"{'server CPU s/10k':>16} | {'Redis CPU s/10k':>15} | {'errors':>6} |")  # fmt: skip
-    print(f"|{'-' * 40}|{'-' * 9}|{'-' * 11}|{'-' * 9}|{'-' * 9}|{'-' * 18}|{'-' * 17}|{'-' * 8}|")
+    print(f"|{'-' * 46}|{'-' * 9}|{'-' * 11}|{'-' * 9}|{'-' * 9}|{'-' * 18}|{'-' * 17}|{'-' * 8}|")
     for name, r in results.items():
-        print(f"| {name:38} | {r['rps']:7.0f} | {r['rps'] / ceiling:9.3f} | {r['p50_ms']:7.2f} | "
+        print(f"| {name:44} | {r['rps']:7.0f} | {r['rps'] / ceiling:9.3f} | {r['p50_ms']:7.2f} | "
               f"{r['p99_ms']:7.2f} | {r['server_cpu_s_per_10k']:16.2f} | {r['redis_cpu_s_per_10k']:15.2f} | "
               f"{r['errors']:6.0f} |")  # fmt: skip
-    for a, b in (("2. proxy, 1 process", "3. mod_auth_openidc, 1 process"),
-                 ("4. proxy, 2 workers", "5. mod_auth_openidc, 2 processes")):  # fmt: skip
+    pairs = [("2. proxy, 1 process", "3. mod_auth_openidc, 1 process"),
+             ("2. proxy, 1 process", "4. oauth2-proxy, GOMAXPROCS=1"),
+             ("5. proxy, 2 workers", "6. mod_auth_openidc, 2 processes"),
+             ("5. proxy, 2 workers", "7. oauth2-proxy, all cores"),
+             ("9. /oauth/auth alone, 1 process", "11. oauth2-proxy /oauth2/auth, GOMAXPROCS=1")]  # fmt: skip
+    for a, b in pairs:
         if a in results and b in results:
             print(f"\n{a} / {b}: {results[a]['rps'] / results[b]['rps']:.2f}x the requests/s, "
                   f"p99 {results[a]['p99_ms']:.1f} vs {results[b]['p99_ms']:.1f} ms")  # fmt: skip
+    fixed = {name: r for name, r in results.items() if "fixed_rps" in r}
+    if fixed:
+        rate = next(iter(fixed.values()))["fixed_offered_rps"]
+        print(f"\nat a fixed offered load of {rate:.0f} req/s (constant rate, bench/fixed_rate.py; late: "
+              "sends more than 1 ms behind schedule, whose queueing the percentiles miss)\n")  # fmt: skip
+        print(f"| {'setup':44} | {'req/s':>7} | {'p50 ms':>7} | {'p99 ms':>7} | {'server CPU s/10k':>16} | "
+              f"{'Redis CPU s/10k':>15} | {'late':>5} | {'errors':>6} |")  # fmt: skip
+        print(f"|{'-' * 46}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 18}|{'-' * 17}|{'-' * 7}|{'-' * 8}|")
+        for name, r in fixed.items():
+            print(f"| {name:44} | {r['fixed_rps']:7.0f} | {r['fixed_p50_ms']:7.2f} | "
+                  f"{r['fixed_p99_ms']:7.2f} | {r['fixed_server_cpu_s_per_10k']:16.2f} | "
+                  f"{r['fixed_redis_cpu_s_per_10k']:15.2f} | {r.get('fixed_late_sends', 0):5.0f} | "
+                  f"{r['fixed_errors']:6.0f} |")  # fmt: skip
     print("\nlogin (the callback request: code exchange at Keycloak, ID token check, session stored):")
     for name, s in logins.items():
-        print(f"  {name:7} mean {s['mean_ms']:.1f} ms, p50 {s['p50_ms']:.1f}, p99 {s['p99_ms']:.1f}; "
+        print(f"  {name:12} mean {s['mean_ms']:.1f} ms, p50 {s['p50_ms']:.1f}, p99 {s['p99_ms']:.1f}; "
               f"{s['cpu_ms_per_login']:.2f} ms server CPU per login; "
               f"{s['logins_per_s']:.0f} logins/s")  # fmt: skip
     print(f"\nback-channel logout ({bcl['until_refused_n']:.0f} users): refused "
