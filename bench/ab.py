@@ -84,7 +84,7 @@ def main() -> None:
                     }))  # fmt: skip
                     python = where / ".venv/bin/python"
                     cmd = [str(python if python.exists() else sys.executable), "-m", "proxy", "--config",
-                           str(config), "--log-level", "ERROR"]  # fmt: skip
+                           str(config), "--log-level", "ERROR", "--workers", "1"]  # fmt: skip
                     proxy = subprocess.Popen(cmd, cwd=where, env=env, stderr=subprocess.DEVNULL)
                     try:
                         wait_port(port, 20)
