@@ -37,6 +37,7 @@ from yarl import URL
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from served import served  # noqa: E402
 from upstream_conf import UPSTREAM_CONF  # noqa: E402
 
 from tests.support.browser import Page  # noqa: E402
@@ -166,33 +167,14 @@ def apache_openidc(
     )
     if check.returncode != 0:
         raise RuntimeError(f"apache2 -t: {check.stderr.strip()}")
-    stderr = (workdir / "apache.stderr").open("wb")
-    proc = subprocess.Popen(
-        [APACHE, "-DFOREGROUND", "-d", str(workdir), "-f", str(conf)], stdout=stderr, stderr=stderr
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                logs = [(workdir / f).read_text(errors="replace") for f in ("apache.stderr", "error.log")
-                        if (workdir / f).exists()]  # fmt: skip
-                raise RuntimeError(f"apache2 exited with {proc.returncode}: {' '.join(logs)[-2000:]}")
-            try:
-                wait_port(port, 0.2)
-                break
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    raise
+    def logs() -> str:
+        return " ".join((workdir / f).read_text(errors="replace") for f in ("apache.stderr", "error.log")
+                        if (workdir / f).exists())  # fmt: skip
+
+    cmd = [APACHE, "-DFOREGROUND", "-d", str(workdir), "-f", str(conf)]
+    with served(cmd, port=port, name="apache2", output=(workdir / "apache.stderr").open("wb"), logs=logs,
+                start_timeout=20) as proc:  # fmt: skip
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()  # SIGTERM: the parent stops its children and exits
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        stderr.close()
 
 
 _REDIRECTS = (301, 302, 303, 307, 308)

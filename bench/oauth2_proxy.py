@@ -26,7 +26,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,8 +35,9 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from served import served  # noqa: E402
+
 from tests.support.keycloak_admin import admin_token  # noqa: E402
-from tests.support.servers import wait_port  # noqa: E402
 
 VERSION = "v7.15.6"
 MODULE = "github.com/oauth2-proxy/oauth2-proxy/v7"
@@ -148,29 +148,9 @@ def oauth2_proxy(
         env["GOMAXPROCS"] = str(gomaxprocs)
     cmd = [str(binary()), *flags(port=port, upstream_url=upstream_url, redis_url=redis_url, issuer=issuer,
                                  client_id=client_id, secret=secret)]  # fmt: skip
-    out = log.open("wb")
-    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"oauth2-proxy exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                wait_port(port, 0.2)
-                break
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    raise
+    output = log.open("wb")
+    with served(cmd, port=port, name="oauth2-proxy", output=output, logs=log.read_text, env=env) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        out.close()
 
 
 if __name__ == "__main__":

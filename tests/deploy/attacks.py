@@ -121,3 +121,16 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("X-Original-Method GET on a POST", "/public", method="POST",
            headers=(("X-Original-Method", "GET"), ("X-Forwarded-Method", "GET"))),
 )  # fmt: skip
+
+
+async def check_attack(
+    port: int, seen: list[bytes], attack: Attack, host: str, refused: tuple[int, ...]
+) -> None:
+    """Send ``attack`` through the front on ``port``: only a public route may reach the upstream
+    (``seen``); anything else is answered by the front with one of ``refused``."""
+    status, body = await raw_request(port, attack.head(host))
+    if attack.public:
+        assert (status, body) == (200, REACHED) and len(seen) == 1
+        return
+    assert seen == [] and body != REACHED, f"{attack.name}: reached the upstream ({status})"
+    assert status in refused, status
