@@ -204,7 +204,9 @@ def is_unambiguous(raw_path: str) -> bool:
     decoded = decoded_path(raw)
     if _ESCAPE.search(decoded) or _CONTROL.search(decoded):  # %2561 → %61: double encoding
         return False
-    return canonical_path(raw) == decoded
+    # Every reader must agree, the lenient one too: %c0%ae (overlong UTF-8), %u002e (IIS) and
+    # %25u002e (its escape) are "." to a server that decodes them, and a name to the others.
+    return canonical_path(raw) == decoded and len(set(readings(raw))) == 1
 
 
 @dataclass(frozen=True)

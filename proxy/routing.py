@@ -66,6 +66,8 @@ class Upstream:
         An upstream URL with a path (``http://app:8080/base``) replaces the matched prefix with it;
         one without passes the path through unchanged.
         """
+        if raw_path[:1] != "/" or "#" in raw_path:  # Router.route refuses these first
+            raise PathRefused("not an origin-form path", "target", raw_path[:64])
         base = self.base
         if base:
             path, sep, query = raw_path.partition("?")
@@ -119,6 +121,11 @@ class Router:
         """The upstream of a request's raw path (query allowed): the one its canonical reading names,
         provided every reading (``proxy.paths.READERS``) names the same one and, mapped onto its
         base path, stays under it. :class:`PathRefused` otherwise."""
+        if raw_path[:1] != "/" or "#" in raw_path:
+            # An absolute-form target (``GET http://x/y``) or ``*``, or a fragment, which no client
+            # sends: yarl would read them otherwise than the readers do (a fragment dropped, the
+            # scheme glued to the upstream's host name).
+            raise PathRefused("not an origin-form path", "target", raw_path[:64])
         path = raw_path.partition("?")[0]
         if is_plain(path):
             views: tuple[str, ...] = (path,)

@@ -104,10 +104,28 @@ only ``/`` is; a path it would read as ``/admin``'s is refused.
     mixed     /admin./x                   /admin./x             400        400
     mixed     /admin/x                    /admin/x              401        403
     mixed     /Page                       /Page                 401        sent
+
+Request targets no browser sends, over a raw socket (config "prefixes", found by review after the
+table above passed): each is a 400 for anonymous and user1 alike, never forwarded.
+
+    /admin#                  yarl would drop the fragment: /admin, judged as "/"'s
+    /admin#/../page          likewise /admin
+    /admin/x#/../../page     /admin/x
+    /public/a#/../../admin/x public route + fragment
+    host://x/admin/secret    absolute form: "host" glued to the upstream's host name (SSRF)
+    http://x/admin/y         absolute form
+    *                        asterisk form
+
+Public routes (``^/public/``) and spellings only a lenient (decode-twice, IIS, overlong UTF-8)
+server resolves: never public, at /oauth/auth as on the proxy path (``proxy.paths.is_unambiguous``).
+
+    /public/%c0%ae%c0%ae/admin   /public/%25u002e%25u002e/admin   /public/%u002e%u002e/admin
+    /public/..%c0%afadmin        /public/%e0%80%ae%e0%80%ae/admin
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -115,7 +133,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from proxy.paths import READERS, canonical_path, readings
+from proxy.paths import READERS, canonical_path, is_unambiguous, readings
 from tests.conftest import ProxyFactory, RunningProxy
 from tests.support.fake_provider import FakeProvider
 from tests.support.login import signed_in_browser
@@ -247,3 +265,61 @@ async def test_the_nginx_reading_is_how_nginx_reads() -> None:
                 assert seen == expected, raw
                 compared += 1
     assert compared > 50
+
+
+ODD_TARGETS = ["/admin#", "/admin#/../page", "/admin/x#/../../page", "/public/a#/../../admin/x",
+               "host://x/admin/secret", "http://x/admin/y", "*"]  # fmt: skip
+LENIENT_ONLY = ["/public/%c0%ae%c0%ae/admin", "/public/%25u002e%25u002e/admin", "/public/%u002e%u002e/admin",
+                "/public/..%c0%afadmin", "/public/%e0%80%ae%e0%80%ae/admin"]  # fmt: skip
+
+
+async def _raw_get(url: str, target: str, cookie: str = "") -> tuple[int, bytes]:
+    parts = URL(url)
+    reader, writer = await asyncio.open_connection(parts.host, parts.port)
+    extra = f"Cookie: {cookie}\r\n" if cookie else ""
+    head = f"GET {target} HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n{extra}Connection: close\r\n\r\n"
+    writer.write(head.encode())
+    data = await reader.read()
+    writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+@pytest.mark.parametrize("target", ODD_TARGETS)
+async def test_odd_request_targets_are_refused(
+    make_proxy: ProxyFactory, fake_provider: FakeProvider, upstream: str, target: str
+) -> None:
+    proxy = await make_proxy(
+        issuer=fake_provider.issuer, upstream=None, as_deployed=True, **CONFIGS["prefixes"](upstream)
+    )
+    async with await signed_in_browser(proxy.url) as user1:
+        cookie = "; ".join(f"{c.key}={c.value}" for c in user1.cookie_jar)
+    for who in ("", cookie):
+        status, body = await _raw_get(proxy.url, target, who)
+        assert status == 400, (target, status, body[:200])
+        assert b"path_qs" not in body
+
+
+@pytest.mark.parametrize("raw", LENIENT_ONLY)
+def test_a_spelling_only_a_lenient_server_resolves_is_never_public(raw: str) -> None:
+    assert not is_unambiguous(raw)
+    assert len(set(readings(raw))) > 1
+
+
+@pytest.mark.parametrize("raw", LENIENT_ONLY)
+async def test_lenient_spellings_are_not_public_at_oauth_auth(
+    make_proxy: ProxyFactory, fake_provider: FakeProvider, raw: str
+) -> None:
+    proxy = await make_proxy(
+        issuer=fake_provider.issuer,
+        authorization={"skip_auth_routes": ["^/public/"]},
+        auth_request={"front": "nginx"},
+    )
+    headers = {"X-Original-Method": "GET", "X-Original-URI": raw, "X-Forwarded-Proto": "http",
+               "X-Forwarded-Host": "app.example"}  # fmt: skip
+    async with aiohttp.ClientSession() as client:
+        async with client.get(proxy.url + "/oauth/auth", headers=headers) as r:
+            assert r.status == 401
+        headers["X-Original-URI"] = "/public/app.js"
+        async with client.get(proxy.url + "/oauth/auth", headers=headers) as r:
+            assert r.status == 202
