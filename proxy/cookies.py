@@ -1,8 +1,8 @@
 """The session cookie: a signed opaque ticket (~110 bytes whatever the tokens weigh), and the
-short-lived login cookies, one per pending login, each holding that login sealed (``proxy.login_state``).
+short-lived login cookies, a few fixed slots each holding one pending login sealed (``proxy.login_state``).
 
 Names: with ``secure`` the session cookie is ``__Host-<name>`` (``__Secure-<name>`` when a ``domain``
-is set) and each login cookie ``__Host-<name>_login_<hash of its state>`` (Path=/, never a Domain: only
+is set) and each login cookie ``__Host-<name>_login_<slot>`` (Path=/, never a Domain: only
 the host that started a login finishes it). Browsers accept such a cookie only over https, with
 Secure, and ``__Host-`` only without a Domain and with Path=/, so neither a plain-http page nor a
 sibling subdomain can plant or overwrite ours; a login cookie under any other name is ignored.
@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .config import CookieConfig
-from .login_state import LOGIN_TTL, MAX_PENDING, PENDING_BYTES, LoginSealer, PendingLogin, login_suffix
+from .login_state import LOGIN_TTL, MAX_PENDING, LoginSealer, PendingLogin, login_slot
 from .sessions.base import Ticket
 
 _PREFIX = "1."
@@ -60,7 +60,7 @@ def cookie_name(name: str, *, secure: bool, host_only: bool) -> str:
 
 class CookieNames(frozenset[str]):
     """Names of our cookies: these exact names, and every name that starts with one of ``prefixes``
-    (the login cookies, one per pending login). ``in`` answers for both."""
+    (the login cookies, and those of earlier versions). ``in`` answers for both."""
 
     prefixes: tuple[str, ...]
 
@@ -80,7 +80,8 @@ class CookieCodec:
         self.config = config
         self.name = cookie_name(config.name, secure=config.secure, host_only=config.domain is None)
         self.login_name = cookie_name(f"{config.name}_login", secure=config.secure, host_only=True)
-        """The login cookies' names start with this and ``_`` (then :func:`login_suffix`)."""
+        """The login cookies are this, ``_`` and a slot (``0`` to ``MAX_PENDING - 1``)."""
+        self.login_slots = tuple(f"{self.login_name}_{i}" for i in range(MAX_PENDING))
         old_login = {f"{config.name}_login", f"__Secure-{config.name}_login"}  # (the single binding cookie)
         self.names = CookieNames(
             frozenset({self.name, config.name, self.login_name, *old_login}),
@@ -174,49 +175,66 @@ class CookieCodec:
 
     # --- the pending logins ------------------------------------------------------------------
 
-    def login_cookie(self, state: str) -> str:
-        """The name of the cookie that holds the login started with ``state``."""
-        return f"{self.login_name}_{login_suffix(state)}"
+    def login_cookie(self, state: str) -> str | None:
+        """The name of the cookie (the slot) that holds the login started with ``state``; ``None``
+        for a state that names no slot (not one of ours)."""
+        slot = login_slot(state)
+        return None if slot is None else self.login_slots[slot]
 
     def pending_login(self, request: web.BaseRequest, state: str) -> PendingLogin | None:
-        """The login this browser started with ``state``: the cookie of that name opens under one of
-        our secrets and holds exactly this state. (Its age is for the caller to judge.)"""
-        value = request.cookies.get(self.login_cookie(state))
+        """The login this browser started with ``state``: the cookie of its slot opens under one of
+        our secrets and holds exactly this state (not a later login that took the slot). (Its age is
+        for the caller to judge.)"""
+        name = self.login_cookie(state)
+        value = request.cookies.get(name) if name else None
         login = self.logins.open(value) if value else None
         if login is None or not secrets.compare_digest(login.state.encode(), state.encode()):
             return None
         return login
 
+    def _held_logins(self, request: web.BaseRequest, now: float) -> dict[str, float]:
+        """The slots this request carries a live login in (name → when it started)."""
+        held: dict[str, float] = {}
+        for name in self.login_slots:
+            value = request.cookies.get(name)
+            login = self.logins.open(value) if value else None
+            if login is not None and login.fresh(now) and self.login_cookie(login.state) == name:
+                held[name] = login.started_at
+        return held
+
+    def login_slot_for(self, request: web.BaseRequest, now: float) -> int:
+        """The slot a new login takes: a free one (chosen at random, so starts made at the same
+        instant, which each see only the cookies sent before, rarely take the same), else the one
+        whose login is the oldest."""
+        held = self._held_logins(request, now)
+        free = [i for i, name in enumerate(self.login_slots) if name not in held]
+        if free:
+            return secrets.choice(free)
+        return self.login_slots.index(min(held, key=held.__getitem__))
+
     def login_cookie_value(self, login: PendingLogin) -> tuple[str, str]:
-        return self.login_cookie(login.state), self.logins.seal(login)
+        name = self.login_cookie(login.state)
+        if name is None:
+            raise ValueError("a login's state names its slot (login_state.new_state)")
+        return name, self.logins.seal(login)
 
     def set_login(
         self, response: web.StreamResponse, request: web.BaseRequest, cookie: tuple[str, str], now: float
     ) -> None:
-        """Add a pending login's cookie; expire the others that are unreadable, stale, or beyond
-        ``MAX_PENDING`` or ``PENDING_BYTES`` counted from the newest."""
+        """Put a pending login's cookie in its slot (replacing whatever was there), and expire the
+        other login cookies the request carries that are unreadable, stale or in the wrong slot,
+        and any under our login prefix that is no slot (junk, or an earlier version's)."""
         name, value = cookie
-        family = self.login_name + "_"
-        kept: list[tuple[float, str, int]] = []
-        for other, other_value in request.cookies.items():
-            if not other.startswith(family) or other == name:
-                continue
-            login = self.logins.open(other_value)
-            if login is None or not login.fresh(now) or self.login_cookie(login.state) != other:
-                self._del(response, other, "/", None)
-            else:
-                kept.append((login.started_at, other, len(other) + len(other_value)))
-        budget, count = PENDING_BYTES - len(name) - len(value), 1
-        for _, other, size in sorted(kept, reverse=True):
-            if count < MAX_PENDING and size <= budget:
-                count, budget = count + 1, budget - size
-            else:
-                count, budget = MAX_PENDING, -1  # this one and every older one go
+        family, held = self.login_name + "_", self._held_logins(request, now)
+        for other in request.cookies:
+            if other.startswith(family) and other != name and other not in held:
                 self._del(response, other, "/", None)
         self._set(response, name, value, LOGIN_TTL, "/", None)
 
     def clear_login(self, response: web.StreamResponse, state: str) -> None:
-        self._del(response, self.login_cookie(state), "/", None)
+        name = self.login_cookie(state)
+        if name is not None:
+            self._del(response, name, "/", None)
 
     def _set(
         self, response: web.StreamResponse, name: str, value: str, max_age: int, path: str, domain: str | None

@@ -7,18 +7,24 @@ so neither a session cookie nor a session record opens as a login, nor the rever
 
 The callback trusts a login only if its cookie opens under one of the configured secrets (the first
 seals; every one opens, so a rotation keeps pending logins), names the ``state`` the provider sent
-back (``secrets.compare_digest``) and is younger than :data:`LOGIN_TTL`. Each pending login has its
-own cookie, named after a short hash of its state (parallel tabs), and the browser keeps at most
-:data:`MAX_PENDING` of them within :data:`PENDING_BYTES` (the oldest are expired first), so an
-attacker can't grow a victim's ``Cookie`` header past what the front proxy accepts.
+back (``secrets.compare_digest``) and is younger than :data:`LOGIN_TTL`.
+
+Slots: a browser holds at most :data:`MAX_PENDING` login cookies, whatever the concurrency, because
+there are only that many names: ``<name>_login_<slot>``. ``/start`` takes a free slot (a random one,
+so tabs started at the same instant rarely meet), else the one holding the oldest login, and writes
+the slot into the state (``<slot>.<random>``) so the callback reads one cookie. Each is at most
+:data:`MAX_COOKIE_BYTES`, so together they stay within :data:`PENDING_BYTES` and an attacker can't
+grow a victim's ``Cookie`` header past what the front proxy accepts, not even with many ``/start``
+requests at once (each judges only the cookies it carries). A login whose slot another start took
+meanwhile is refused ("Please sign in again"); the other login keeps the slot.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
@@ -30,18 +36,17 @@ LOGIN_TTL = 600
 """Seconds a started login may take (the cookie's Max-Age, and the age the callback accepts)."""
 CLOCK_SKEW = 60
 """A login stamped this far in the future is still accepted (replicas' clocks differ a little)."""
-MAX_RD_BYTES = 2048
-"""The longest ``rd`` (return address) ``/start`` accepts: 400 beyond, so a login cookie stays well
-under the ~4 kB browsers keep per cookie."""
-MAX_COOKIE_BYTES = 4000
-"""A login cookie (name and value) never exceeds this (browsers drop cookies over 4096 bytes)."""
-MAX_PENDING = 4
-"""Pending logins (tabs) a browser keeps at once; a fifth start expires the oldest."""
+MAX_RD_BYTES = 1024
+"""The longest ``rd`` (return address) ``/start`` accepts: 400 beyond. With the rest of a login (about
+600 bytes sealed and named) it fits in :data:`MAX_COOKIE_BYTES` with room for a long host name."""
+MAX_PENDING = 3
+"""Pending logins (tabs) a browser keeps at once: the number of login cookie slots. A fourth start
+takes the slot of the oldest."""
+MAX_COOKIE_BYTES = 2000
+"""A login cookie (name and value) never exceeds this: ``/start`` answers 400 instead."""
 PENDING_BYTES = 6144
-"""Their total size (names and values): two logins with the longest ``rd`` don't fit together, so
-the ``Cookie`` header stays under nginx's default 8 kB per header line."""
-SUFFIX_CHARS = 12
-"""Hex characters of SHA-256(state) in a login cookie's name."""
+"""What all login cookies together can add to a ``Cookie`` header (names, values, ``=`` and ``; ``):
+under nginx's default 8 kB per header line, with room for the session cookie and the app's."""
 _AAD = b"auth-proxy login state v1"
 _MAX_VALUE = 8192
 """Anything longer can't be ours: refused before base64 or AES run."""
@@ -66,9 +71,18 @@ class PendingLogin:
         return -CLOCK_SKEW <= self.age(now) <= LOGIN_TTL
 
 
-def login_suffix(state: str) -> str:
-    """The part of a login cookie's name that says which login it holds."""
-    return hashlib.sha256(state.encode()).hexdigest()[:SUFFIX_CHARS]
+_SLOTS = tuple(str(i) for i in range(MAX_PENDING))
+
+
+def new_state(slot: int) -> str:
+    """A fresh ``state`` for a login kept in ``slot``: ``<slot>.<256 random bits>``."""
+    return f"{_SLOTS[slot]}.{secrets.token_urlsafe(32)}"
+
+
+def login_slot(state: str) -> int | None:
+    """The slot a ``state`` names, ``None`` if it names none (not one of ours)."""
+    head, dot, rest = state.partition(".")
+    return int(head) if dot and rest and head in _SLOTS else None
 
 
 class LoginSealer:

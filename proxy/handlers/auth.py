@@ -11,7 +11,7 @@ from aiohttp import web
 from .. import pages
 from ..errors import ProviderUnavailable, ProxyError
 from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE, TEMPLATES
-from ..login_state import CLOCK_SKEW, LOGIN_TTL, MAX_COOKIE_BYTES, MAX_RD_BYTES, PendingLogin
+from ..login_state import CLOCK_SKEW, LOGIN_TTL, MAX_COOKIE_BYTES, MAX_RD_BYTES, PendingLogin, new_state
 from ..metrics import record_login
 from ..oidc.bearer import login_identity
 from ..oidc.client import authorization_url, exchange_code
@@ -29,7 +29,7 @@ def redirect(location: str) -> web.Response:
 
 
 async def start(request: web.Request) -> web.StreamResponse:
-    """Seal a new login into its own cookie and send the browser to the provider. Nothing is
+    """Seal a new login into a login cookie slot and send the browser to the provider. Nothing is
     stored: an anonymous request here costs CPU only (``proxy.login_state``)."""
     settings, codec = request.app[SETTINGS], request.app[COOKIES]
     meta = request.app[PROVIDER].metadata
@@ -44,9 +44,10 @@ async def start(request: web.Request) -> web.StreamResponse:
         if rd:
             log.warning("rejected unsafe rd on /start", extra={"event": "unsafe_redirect"})
         return_to = own + "/"
-    state, nonce, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(64)
-    redirect_uri = settings.provider.redirect_url or f"{own}{prefix(request)}/callback"
     now = time.time()
+    state = new_state(codec.login_slot_for(request, now))
+    nonce, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(64)
+    redirect_uri = settings.provider.redirect_url or f"{own}{prefix(request)}/callback"
     cookie = codec.login_cookie_value(PendingLogin(state, nonce, verifier, redirect_uri, return_to, now))
     if len(cookie[0]) + len(cookie[1]) > MAX_COOKIE_BYTES:  # rd within its limit, but escaped longer
         return _rd_too_long(request, len((rd or "").encode()))
@@ -94,8 +95,10 @@ async def callback(request: web.Request) -> web.StreamResponse:
         record_login(request.app, ok=False)
         response = pages.error(request, exc.status, exc.title, exc.user_message, retry_url=retry)
     codec = request.app[COOKIES]
-    if state and codec.login_cookie(state) in request.cookies:
-        codec.clear_login(response, state)  # whatever the outcome: one try per login
+    if state and codec.pending_login(request, state) is not None:
+        # whatever the outcome: one try per login. Only this login's: a slot another start has
+        # taken since keeps that start's login.
+        codec.clear_login(response, state)
     return response
 
 

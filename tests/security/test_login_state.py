@@ -12,7 +12,7 @@ The sealed state at the callback:
   start / middle / end, truncated by one / to half, empty, not base64,
   non-ASCII, 9 kB long                                                 → refused
   another pending login's cookie under this login's name (swapped)     → refused (state differs)
-  this login's cookie under another login's name                       → refused
+  this login's cookie under another login's name (slot)                → refused
   a valid cookie, another state in the query                           → refused
   started 601 s ago / 120 s in the future                              → refused ("expired")
   a session cookie's value as the login cookie                         → refused
@@ -27,17 +27,25 @@ Replay:
                                                                          single-use mark, no session
   the same, both at once                                               → exactly one session
 
-rd (the return address): 2048 bytes → 302 and a cookie under 4000 bytes; 2049 bytes, a 3 kB
-X-Original-URL, 2000 bytes that JSON escapes (``"``) → 400 "Address too long", no login cookie.
+rd (the return address): 1024 bytes → 302 and a cookie of at most 2000 bytes; 1025 bytes, a 3 kB
+X-Original-URL, 1000 bytes that JSON escapes (``"``) → 400 "Address too long", no login cookie.
 
-Parallel starts: 2 tabs both sign in (tests/handlers/test_auth.py); 6 starts → the 4 newest
-sign in, the 2 oldest are refused; 100 starts → at most 4 login cookies kept, 6 kB in all; 3 starts
-with a 1.9 kB rd → only what fits in 6 kB kept, the newest signs in; junk under our login-cookie
-prefix → expired by the next /start; login cookies never reach the upstream.
+Parallel starts (login cookies are MAX_PENDING = 3 fixed slots, ``<name>_login_<slot>``; the slot is
+the state's first character): 2 tabs both sign in (tests/handlers/test_auth.py); 3 tabs, each start
+carrying the cookies of those before → all 3 sign in; 5 starts → the 3 newest sign in, the 2 oldest
+are refused; a login whose slot a later start took → refused "Please sign in again" (400, never 500),
+and the later login keeps its cookie and signs in; 100 starts, then 4 with the longest rd → at most
+3 login cookies kept, 6 kB in all, the newest signs in; 12 starts at once with the longest rd, none
+carrying another's cookie (<img> tags from a sibling subdomain) → at most 3 login cookies, a Cookie
+header of at most 6 kB, /app and /oauth/start still served, and the browser still signs in (before
+slots: 12 cookies, 37 kB, every request refused for 10 minutes); starts made at the same instant
+take a random free slot, so they rarely meet, and when they do the earlier one is refused as above;
+junk under our login-cookie prefix (or an earlier version's ``_login_<hash>`` name) → expired by the
+next /start; login cookies never reach the upstream.
 
-Sibling subdomain (``cookie.secure: true``): the login cookie is ``__Host-<name>_login_<hash>``,
-Secure, Path=/, no Domain. The valid sealed value planted under ``_auth_proxy_login_<hash>``,
-``__Secure-_auth_proxy_login_<hash>``, ``__host-_auth_proxy_login_<hash>`` or the old names
+Sibling subdomain (``cookie.secure: true``): the login cookie is ``__Host-<name>_login_<slot>``,
+Secure, Path=/, no Domain. The valid sealed value planted under ``_auth_proxy_login_<slot>``,
+``__Secure-_auth_proxy_login_<slot>``, ``__host-_auth_proxy_login_<slot>`` or the old names
 ``__Secure-_auth_proxy_login`` / ``_auth_proxy_login`` → refused; under its ``__Host-`` name → signed in.
 
 Key rotation (``cookie.secret``): started with [old], finished with [new, old] → signed in; with
@@ -62,11 +70,12 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import make_mocked_request
 from redis.asyncio import Redis
+from yarl import URL
 
 from proxy.config import CookieConfig
 from proxy.cookies import CookieCodec
 from proxy.keys import COOKIES
-from proxy.login_state import MAX_PENDING, PENDING_BYTES
+from proxy.login_state import MAX_COOKIE_BYTES, MAX_PENDING, MAX_RD_BYTES, PENDING_BYTES
 from proxy.sessions.base import Ticket
 from tests.conftest import ProxyFactory, RunningProxy
 from tests.support.browser import navigate, new_browser
@@ -106,10 +115,13 @@ def login_cookies(cookies: SimpleCookie) -> dict[str, str]:
     return {k: m.value for k, m in cookies.items() if "_login_" in k and m["max-age"] != "0"}
 
 
-async def begin(proxy: RunningProxy, rd: str = "/oauth/userinfo") -> Started:
-    """/start and the provider's approval: the callback URL and the login cookie."""
+async def begin(proxy: RunningProxy, rd: str = "/oauth/userinfo", *pending: Started) -> Started:
+    """/start (carrying the cookies of ``pending`` logins, so this one takes another slot) and the
+    provider's approval: the callback URL and the login cookie."""
+    headers = {"Cookie": "; ".join(f"{p.name}={p.value}" for p in pending)} if pending else {}
     async with anonymous() as client:
-        async with client.get(proxy.url + "/oauth/start?rd=" + quote(rd), allow_redirects=False) as r:
+        url = proxy.url + "/oauth/start?rd=" + quote(rd)
+        async with client.get(url, headers=headers, allow_redirects=False) as r:
             assert r.status == 302, await r.text()
             ((name, value),) = login_cookies(r.cookies).items()
             authorize = r.headers["Location"]
@@ -173,7 +185,9 @@ REFUSED: dict[str, Case] = {
 
 @pytest.mark.parametrize("case", list(REFUSED))
 async def test_a_bad_sealed_state_is_refused(proxy: RunningProxy, case: str) -> None:
-    this, other = await begin(proxy), await begin(proxy)
+    this = await begin(proxy)
+    other = await begin(proxy, "/oauth/userinfo", this)
+    assert other.name != this.name
     answer = await finish(*REFUSED[case](proxy, this, other))
 
     assert answer.status == 400, answer.text[:300]
@@ -256,21 +270,21 @@ async def test_concurrent_replays_make_one_session(proxy: RunningProxy, fake_pro
 # --- rd --------------------------------------------------------------------------------------------
 
 
-async def test_rd_of_2048_bytes_fits_in_one_cookie(proxy: RunningProxy) -> None:
-    started = await begin(proxy, "/" + "a" * 2047)
+async def test_the_longest_rd_fits_in_one_cookie(proxy: RunningProxy) -> None:
+    started = await begin(proxy, "/" + "a" * (MAX_RD_BYTES - 1))
 
-    assert len(started.name) + len(started.value) < 4000
+    assert len(started.name) + len(started.value) <= MAX_COOKIE_BYTES
     assert (await finish(started.callback, f"{started.name}={started.value}")).signed_in
 
 
 @pytest.mark.parametrize(
     ("query", "headers"),
     [
-        ("?rd=/" + "a" * 2048, {}),
+        ("?rd=/" + "a" * MAX_RD_BYTES, {}),
         ("", {"X-Original-URI": "/" + "a" * 3000, "X-Forwarded-Host": "h", "X-Forwarded-Proto": "http"}),
-        ("?rd=/" + quote('"' * 2000), {}),
+        ("?rd=/" + quote('"' * 1000), {}),
     ],
-    ids=["rd of 2049 bytes", "nginx front's original URI of 3 kB", "2000 bytes JSON escapes"],
+    ids=["rd of 1025 bytes", "nginx front's original URI of 3 kB", "1000 bytes JSON escapes"],
 )
 async def test_a_too_long_rd_is_a_clear_400(
     make_proxy: ProxyFactory, fake_provider: FakeProvider, upstream: str, query: str, headers: dict[str, str]
@@ -301,13 +315,39 @@ def jar_logins(browser: aiohttp.ClientSession) -> dict[str, str]:
     return {c.key: c.value for c in browser.cookie_jar if "_login_" in c.key}
 
 
-async def test_six_starts_keep_the_four_newest(proxy: RunningProxy) -> None:
+async def test_as_many_tabs_as_slots_all_sign_in(proxy: RunningProxy) -> None:
     async with new_browser() as browser:
-        callbacks = [await start_in(browser, proxy, f"/oauth/userinfo?tab={i}") for i in range(6)]
+        callbacks = [await start_in(browser, proxy, f"/oauth/userinfo?tab={i}") for i in range(MAX_PENDING)]
         assert len(jar_logins(browser)) == MAX_PENDING
         statuses = [(await navigate(browser, url)).status for url in callbacks]
 
-    assert statuses == [400, 400, 200, 200, 200, 200]
+    assert statuses == [200] * MAX_PENDING
+
+
+async def test_more_starts_than_slots_keep_the_newest(proxy: RunningProxy) -> None:
+    async with new_browser() as browser:
+        callbacks = [await start_in(browser, proxy, f"/oauth/userinfo?t={i}") for i in range(MAX_PENDING + 2)]
+        assert len(jar_logins(browser)) == MAX_PENDING
+        statuses = [(await navigate(browser, url)).status for url in callbacks]
+
+    assert statuses == [400, 400] + [200] * MAX_PENDING
+
+
+async def test_a_login_whose_slot_was_taken_is_refused_cleanly(proxy: RunningProxy) -> None:
+    first = await begin(proxy)
+    held = [first]
+    while len(held) < MAX_PENDING:
+        held.append(await begin(proxy, "/oauth/userinfo", *held))
+    later = await begin(proxy, "/oauth/userinfo", *held)  # every slot held: takes the oldest's
+    assert later.name == first.name
+    cookies = "; ".join(f"{s.name}={s.value}" for s in [*held[1:], later])
+
+    answer = await finish(first.callback, cookies)
+
+    assert answer.status == 400 and not answer.signed_in
+    assert "Please sign in again" in answer.text and "Traceback" not in answer.text
+    assert later.name not in answer.cookies  # the later login keeps the slot
+    assert (await finish(later.callback, f"{later.name}={later.value}")).signed_in
 
 
 async def test_many_starts_stay_within_the_budget(proxy: RunningProxy) -> None:
@@ -317,10 +357,42 @@ async def test_many_starts_stay_within_the_budget(proxy: RunningProxy) -> None:
         kept = jar_logins(browser)
         assert len(kept) <= MAX_PENDING
         assert sum(len(k) + len(v) for k, v in kept.items()) <= PENDING_BYTES
-        big = [await start_in(browser, proxy, "/" + "b" * 1900) for _ in range(3)]
+        big = [await start_in(browser, proxy, "/" + "b" * (MAX_RD_BYTES - 1)) for _ in range(MAX_PENDING + 1)]
         kept = jar_logins(browser)
-        assert sum(len(k) + len(v) for k, v in kept.items()) <= PENDING_BYTES
+        assert len(kept) == MAX_PENDING
+        assert sum(len(k) + len(v) + len("=; ") for k, v in kept.items()) <= PENDING_BYTES
         assert (await navigate(browser, big[-1])).status == 200  # signed in, landed on /bbb…
+
+
+async def test_concurrent_starts_keep_the_cookie_header_bounded(proxy: RunningProxy) -> None:
+    """12 starts at once from one browser, each with the longest rd (what <img> tags on a sibling
+    subdomain can make a victim's browser do): each response is judged against a Cookie header that
+    holds none of the others, yet the browser ends with at most MAX_PENDING login cookies within
+    PENDING_BYTES, its requests are still served, and it can still sign in."""
+    rd = "/" + "a" * (MAX_RD_BYTES - 1)
+
+    async def one_start() -> dict[str, str]:
+        async with anonymous() as client:
+            async with client.get(proxy.url + "/oauth/start?rd=" + quote(rd), allow_redirects=False) as r:
+                assert r.status == 302, r.status
+                return login_cookies(r.cookies)
+
+    jar: dict[str, str] = {}
+    for got in await asyncio.gather(*(one_start() for _ in range(12))):
+        jar.update(got)  # what a browser keeps: every cookie it was given, by name
+    header = "; ".join(f"{k}={v}" for k, v in jar.items())
+
+    assert 1 <= len(jar) <= MAX_PENDING
+    assert len(header) <= PENDING_BYTES
+    async with anonymous() as client:
+        for path in ("/app", "/oauth/start?rd=/"):
+            headers = {"Cookie": header, "Accept": "text/html"}
+            async with client.get(proxy.url + path, headers=headers, allow_redirects=False) as r:
+                assert r.status == 302, (path, r.status)  # to sign in; not 400 or 431
+    async with new_browser() as browser:
+        browser.cookie_jar.update_cookies(jar, URL(proxy.url))
+        page = await navigate(browser, proxy.url + "/oauth/start?rd=/oauth/userinfo")
+        assert page.status == 200 and json.loads(page.text)["email"], page.text[:300]
 
 
 async def test_junk_under_the_login_prefix_is_expired_by_the_next_start(proxy: RunningProxy) -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from proxy.config import CookieConfig
 from proxy.cookies import CookieCodec
-from proxy.login_state import PendingLogin
+from proxy.login_state import LOGIN_TTL, MAX_PENDING, PendingLogin
 from proxy.sessions.base import Ticket
 
 SECRET = "k" * 32
@@ -257,7 +257,7 @@ async def test_clear_expires_with_the_attributes_of_set(config: dict[str, Any]) 
         assert cleared.get(attribute) == was_set.get(attribute), attribute
 
 
-LOGIN = PendingLogin("state-1", "n", "v", "https://p.example/oauth/callback", "https://p.example/", 1e9)
+LOGIN = PendingLogin("1.state", "n", "v", "https://p.example/oauth/callback", "https://p.example/", 1e9)
 
 
 @pytest.mark.parametrize("config", [{}, {"domain": "example.com"}], ids=["host", "with-domain"])
@@ -267,10 +267,10 @@ async def test_login_cookie_is_host_only_at_the_root(config: dict[str, Any]) -> 
     response = web.Response()
     codec.set_login(response, _request(None), codec.login_cookie_value(LOGIN), LOGIN.started_at)
 
-    name = codec.login_cookie("state-1")
-    cookie = (await set_cookie_headers(response))[name]
+    name = codec.login_cookie("1.state")
+    cookie = (await set_cookie_headers(response))[name or ""]
 
-    assert name.startswith("__Host-_auth_proxy_login_")
+    assert name == "__Host-_auth_proxy_login_1"
     assert codec.logins.open(cookie["value"]) == LOGIN
     assert cookie["path"] == "/"
     assert not cookie.get("domain")
@@ -283,13 +283,96 @@ async def test_login_cookie_is_host_only_at_the_root(config: dict[str, Any]) -> 
 async def test_clear_login_expires_that_login_only() -> None:
     codec = make_codec()
     response = web.Response()
-    codec.clear_login(response, "state-1")
+    codec.clear_login(response, "1.state")
+    codec.clear_login(response, "no-slot")  # names no cookie: nothing to clear
 
     cookies = await set_cookie_headers(response)
 
-    assert list(cookies) == [codec.login_cookie("state-1")]
-    cookie = cookies[codec.login_cookie("state-1")]
+    assert list(cookies) == ["__Host-_auth_proxy_login_1"]
+    cookie = cookies["__Host-_auth_proxy_login_1"]
     assert cookie["path"] == "/"
     assert cookie["max-age"] == "0"
     assert "secure" in cookie
     assert "httponly" in cookie
+
+
+# --- login slots -------------------------------------------------------------------------------
+
+NOW = LOGIN.started_at + 100
+
+
+def _login(slot: int, age: float = 0, tag: str = "") -> PendingLogin:
+    return PendingLogin(f"{slot}.s{tag}", "n", "v", "https://p/cb", "https://p/", NOW - age)
+
+
+def _carrying(codec: CookieCodec, *pairs: tuple[str, PendingLogin | str]) -> web.Request:
+    values = [(n, v if isinstance(v, str) else codec.logins.seal(v)) for n, v in pairs]
+    return _request("; ".join(f"{n}={v}" for n, v in values) or None)
+
+
+def test_the_slots_are_a_fixed_few(codec: CookieCodec) -> None:
+    assert codec.login_slots == tuple(f"__Host-_auth_proxy_login_{i}" for i in range(MAX_PENDING))
+    assert all(name in codec.names for name in codec.login_slots)  # never passed upstream
+
+
+def test_a_new_login_takes_a_free_slot(codec: CookieCodec) -> None:
+    held = _carrying(codec, (codec.login_slots[0], _login(0)))
+    chosen = {codec.login_slot_for(held, NOW) for _ in range(200)}
+
+    assert chosen == set(range(1, MAX_PENDING))  # any free one (random), never the held one
+    assert {codec.login_slot_for(_request(None), NOW) for _ in range(200)} == set(range(MAX_PENDING))
+
+
+def test_with_every_slot_held_the_oldest_login_gives_way(codec: CookieCodec) -> None:
+    ages = [30, 500, 10]
+    pairs = [(codec.login_slots[i], _login(i, ages[i % 3])) for i in range(MAX_PENDING)]
+
+    assert codec.login_slot_for(_carrying(codec, *pairs), NOW) == 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["junk", _login(0, age=LOGIN_TTL + 1), _login(1)],
+    ids=["unreadable", "expired", "a login of another slot"],
+)
+def test_a_slot_holding_no_live_login_of_its_own_is_free(
+    codec: CookieCodec, value: PendingLogin | str
+) -> None:
+    others = [(codec.login_slots[i], _login(i)) for i in range(1, MAX_PENDING)]
+    request = _carrying(codec, (codec.login_slots[0], value), *others)
+
+    assert codec.login_slot_for(request, NOW) == 0
+
+
+async def test_set_login_expires_what_no_live_slot_holds(codec: CookieCodec) -> None:
+    slots = codec.login_slots
+    request = _carrying(
+        codec,
+        (slots[0], _login(0, tag="kept")),
+        (slots[1], "junk"),
+        ("__Host-_auth_proxy_login_0123456789ab", _login(2)),  # an earlier version's name
+        ("app", "1"),
+    )
+    response = web.Response()
+    codec.set_login(response, request, codec.login_cookie_value(_login(2, tag="new")), NOW)
+
+    cookies = await set_cookie_headers(response)
+
+    assert cookies[slots[2]]["max-age"] == "600"
+    assert cookies[slots[1]]["max-age"] == "0"
+    assert cookies["__Host-_auth_proxy_login_0123456789ab"]["max-age"] == "0"
+    assert slots[0] not in cookies and "app" not in cookies
+
+
+def test_pending_login_reads_only_the_slot_its_state_names(codec: CookieCodec) -> None:
+    mine, later = _login(0, tag="mine"), _login(0, tag="later")
+
+    assert codec.pending_login(_carrying(codec, (codec.login_slots[0], mine)), mine.state) == mine
+    assert codec.pending_login(_carrying(codec, (codec.login_slots[0], later)), mine.state) is None
+    assert codec.pending_login(_carrying(codec, (codec.login_slots[1], mine)), mine.state) is None
+    assert codec.pending_login(_carrying(codec, (codec.login_slots[0], mine)), "s.mine") is None
+
+
+def test_a_login_without_a_slot_is_refused_at_sealing(codec: CookieCodec) -> None:
+    with pytest.raises(ValueError, match="names its slot"):
+        codec.login_cookie_value(PendingLogin("no-slot", "n", "v", "r", "t", NOW))

@@ -1,4 +1,4 @@
-"""proxy.login_state: sealing a pending login, opening it, and judging its age."""
+"""proxy.login_state: sealing a pending login, opening it, judging its age, and the slots."""
 
 from __future__ import annotations
 
@@ -6,7 +6,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.login_state import CLOCK_SKEW, LOGIN_TTL, LoginSealer, PendingLogin, login_suffix
+from proxy.login_state import (
+    CLOCK_SKEW,
+    LOGIN_TTL,
+    MAX_COOKIE_BYTES,
+    MAX_PENDING,
+    PENDING_BYTES,
+    LoginSealer,
+    PendingLogin,
+    login_slot,
+    new_state,
+)
 
 OLD, NEW = b"o" * 32, b"n" * 32
 LOGIN = PendingLogin("st", "no", "ve" * 40, "https://p.example/oauth/callback", "https://p.example/é", 1e9)
@@ -52,9 +62,29 @@ def test_fresh_within_the_ttl_and_the_clock_skew(age: float, fresh: bool) -> Non
     assert LOGIN.fresh(LOGIN.started_at + age) is fresh
 
 
-def test_suffix_is_short_hex_and_depends_on_the_state() -> None:
-    assert len(login_suffix("a")) == 12 and int(login_suffix("a"), 16) >= 0
-    assert login_suffix("a") != login_suffix("b")
+@pytest.mark.parametrize("slot", range(MAX_PENDING))
+def test_a_new_state_names_its_slot_and_is_fresh(slot: int) -> None:
+    first, second = new_state(slot), new_state(slot)
+
+    assert login_slot(first) == login_slot(second) == slot
+    assert first != second and len(first) == 2 + 43  # "<slot>." and 256 random bits
+
+
+@pytest.mark.parametrize(
+    "state", ["", "0", "0.", f"{MAX_PENDING}.x", "-1.x", "00.x", " 0.x", "a.x", "x", "٠.x", "0x.y"]
+)
+def test_a_state_of_no_slot_names_none(state: str) -> None:
+    assert login_slot(state) is None
+
+
+@given(st.text(max_size=60))
+def test_any_text_names_a_slot_or_none(state: str) -> None:
+    assert login_slot(state) in (None, *range(MAX_PENDING))
+
+
+def test_every_slot_full_stays_within_the_budget() -> None:
+    """Each login cookie is ``name=value`` in the Cookie header, then ``; ``."""
+    assert MAX_PENDING * (MAX_COOKIE_BYTES + len("=; ")) <= PENDING_BYTES <= 6 * 1024
 
 
 def test_an_ended_sid_outlives_any_login_in_flight() -> None:
