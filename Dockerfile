@@ -1,4 +1,4 @@
-# auth-proxy: slim, non-root, health-checked, installed from the lock (requirements/runtime.lock).
+# auth-proxy: slim, non-root, health-checked, installed from the lock (requirements/requirements-runtime.lock).
 #
 # The base image is pinned to a Python patch release on Debian bookworm. For a byte-for-byte
 # reproducible base, pin its digest too: docker build --build-arg PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:...

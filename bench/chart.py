@@ -7,7 +7,7 @@ Generic over the setups in the file (``name -> {rps, p50_ms, p99_ms, errors, ...
 order; a setup whose value is missing (null) is left out, a missing number leaves its bar out. Where
 the setups were also run at a fixed offered load (``fixed_p50_ms``, ``fixed_p99_ms``,
 ``fixed_offered_rps``), a third panel shows those latencies.
-Needs matplotlib (``LOCK=requirements/bench.lock scripts/setup.sh``).
+Needs matplotlib (``LOCK=requirements/requirements-bench.lock scripts/setup.sh``).
 """
 
 from __future__ import annotations

@@ -12,12 +12,12 @@ tools=$(mktemp -d)
 trap 'rm -rf "$tools"' EXIT
 python3 -m venv "$tools/venv"
 pip() { "$tools/venv/bin/pip" --disable-pip-version-check --no-cache-dir "$@"; }
-pip install -q --require-hashes --no-deps -r requirements/build.lock
+pip install -q --require-hashes --no-deps -r requirements/requirements-build.lock
 pip wheel -q --no-deps --no-build-isolation -w "$tools/wheels" .
 
 python3 -m venv --without-pip "$venv"
 pip --python "$venv/bin/python" install -q --require-hashes --no-deps --only-binary :all: \
-  -r requirements/runtime.lock
+  -r requirements/requirements-runtime.lock
 pip --python "$venv/bin/python" install -q --no-deps "$tools"/wheels/*.whl
 pip --python "$venv/bin/python" check
 "$venv/bin/auth-proxy" --help >/dev/null

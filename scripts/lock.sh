@@ -6,7 +6,7 @@
 #                               test suite on exactly that (scripts/test.sh), and a table of what moved
 #   scripts/lock.sh --upgrade-package NAME   one package (repeatable), likewise tested
 #
-# The locks (requirements/*.lock) are what every install reads: scripts/setup.sh (tests, demo), the
+# The locks (requirements/requirements-*.lock) are what every install reads: scripts/setup.sh (tests, demo), the
 # Dockerfile (runtime.lock) and bench (bench.lock). All three resolve to the same versions: runtime and
 # bench are constrained by test.lock. Python 3.11 on Linux, the version CI and the image run; every
 # wheel's hash is kept, so other architectures (arm64 images) install from the same lock.
@@ -27,12 +27,12 @@ done
 
 # uv, from its own lock, in a venv of its own (never the project's).
 TOOLS=.venv-tools
-tools_stamp=$(sha256sum requirements/tools.lock | cut -c1-16)
+tools_stamp=$(sha256sum requirements/requirements-tools.lock | cut -c1-16)
 if ! "$TOOLS/bin/uv" --version >/dev/null 2>&1 || [ "$(cat "$TOOLS/.installed" 2>/dev/null)" != "$tools_stamp" ]; then
-  say "installing uv into $TOOLS from requirements/tools.lock"
+  say "installing uv into $TOOLS from requirements/requirements-tools.lock"
   rm -rf "$TOOLS"
   "${PYTHON:-python3}" -m venv "$TOOLS"
-  "$TOOLS/bin/pip" install -q --require-hashes --no-deps -r requirements/tools.lock
+  "$TOOLS/bin/pip" install -q --require-hashes --no-deps -r requirements/requirements-tools.lock
   echo "$tools_stamp" >"$TOOLS/.installed"
 fi
 UV="$TOOLS/bin/uv"
@@ -40,22 +40,22 @@ UV="$TOOLS/bin/uv"
 before=$(mktemp)
 trap 'rm -f "$before"' EXIT
 pins() { grep -E '^[A-Za-z0-9_.-]+==' "$1" | sed -E 's/[ ;].*//' | sort; }
-[ -f requirements/test.lock ] && pins requirements/test.lock >"$before"
+[ -f requirements/requirements-test.lock ] && pins requirements/requirements-test.lock >"$before"
 
 compile() {  # compile OUT [args...]
   local out=$1; shift
   "$UV" pip compile --quiet --generate-hashes --python-version 3.11 --python-platform linux \
     --no-strip-markers --custom-compile-command "scripts/lock.sh" -o "$out" "$@"
 }
-compile requirements/test.lock pyproject.toml requirements/build.in --extra test "${upgrade[@]}"
-compile requirements/runtime.lock pyproject.toml -c requirements/test.lock
-compile requirements/bench.lock pyproject.toml requirements/build.in --extra test --extra bench \
-  -c requirements/test.lock
-compile requirements/build.lock requirements/build.in -c requirements/test.lock
-compile requirements/tools.lock requirements/tools.in "${upgrade[@]}"
+compile requirements/requirements-test.lock pyproject.toml requirements/build.in --extra test "${upgrade[@]}"
+compile requirements/requirements-runtime.lock pyproject.toml -c requirements/requirements-test.lock
+compile requirements/requirements-bench.lock pyproject.toml requirements/build.in --extra test --extra bench \
+  -c requirements/requirements-test.lock
+compile requirements/requirements-build.lock requirements/build.in -c requirements/requirements-test.lock
+compile requirements/requirements-tools.lock requirements/tools.in "${upgrade[@]}"
 
-say "what moved in requirements/test.lock:"
-moved=$(pins requirements/test.lock | diff "$before" - | grep -E '^[<>]' || true)
+say "what moved in requirements/requirements-test.lock:"
+moved=$(pins requirements/requirements-test.lock | diff "$before" - | grep -E '^[<>]' || true)
 printf '%s\n' "${moved:-  nothing}" >&2
 
 if [ "$testing" = 1 ]; then

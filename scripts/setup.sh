@@ -4,7 +4,7 @@
 #   system: redis-server and redis-cli (the tests also run Redis as Sentinel and as a Cluster), nginx,
 #           curl, unzip, bc, a JDK >= 17 (Keycloak), maven (Keycloak download),
 #           chromium (end-to-end tests; Playwright drives Debian's, it never downloads a browser)
-#   python: .venv with exactly the locked versions (requirements/test.lock) and the project
+#   python: .venv with exactly the locked versions (requirements/requirements-test.lock) and the project
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -29,11 +29,11 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 # nginx and redis from Debian start services on install where systemd runs; we start our own.
 
-# Python: exactly what requirements/test.lock names, with its hashes (scripts/lock.sh writes it), so
+# Python: exactly what requirements/requirements-test.lock names, with its hashes (scripts/lock.sh writes it), so
 # a fresh machine runs what CI tested. A changed lock makes a new .venv: nothing stays behind from an
-# older one. LOCK=requirements/bench.lock adds the benchmark charts' packages.
+# older one. LOCK=requirements/requirements-bench.lock adds the benchmark charts' packages.
 PY=${PYTHON:-python3}
-LOCK=${LOCK:-requirements/test.lock}
+LOCK=${LOCK:-requirements/requirements-test.lock}
 stamp="$(sha256sum "$LOCK" pyproject.toml | sha256sum | cut -c1-16) $LOCK"
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
   say "installing $LOCK into a new .venv"

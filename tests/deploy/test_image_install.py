@@ -34,7 +34,8 @@ def pins(lock: str) -> dict[str, str]:
 
 
 def test_every_locked_line_has_hashes() -> None:
-    for lock in ("test.lock", "runtime.lock", "bench.lock", "build.lock", "tools.lock"):
+    for role in ("test", "runtime", "bench", "build", "tools"):
+        lock = f"requirements-{role}.lock"
         text = (LOCKS / lock).read_text()
         entries = re.split(r"\n(?=[A-Za-z0-9_.-]+==)", text.split("\n", 2)[2])
         assert entries and all("--hash=sha256:" in entry for entry in entries), lock
@@ -42,25 +43,25 @@ def test_every_locked_line_has_hashes() -> None:
 
 def test_locks_agree_with_each_other() -> None:
     """The image, the benchmarks and the tests run the same versions."""
-    tested = pins("test.lock")
-    for lock in ("runtime.lock", "bench.lock", "build.lock"):
+    tested = pins("requirements-test.lock")
+    for lock in ("requirements-runtime.lock", "requirements-bench.lock", "requirements-build.lock"):
         for name, version in pins(lock).items():
             if name in tested:
                 assert tested[name] == version, f"{lock}: {name} {version} but test.lock has {tested[name]}"
-    assert set(pins("runtime.lock")) <= set(tested)
+    assert set(pins("requirements-runtime.lock")) <= set(tested)
 
 
 def test_lock_satisfies_pyproject() -> None:
     """A range changed in pyproject.toml without ``scripts/lock.sh`` fails here, not on a user's machine."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    tested = pins("test.lock")
+    tested = pins("requirements-test.lock")
     wanted = [*project["dependencies"], *project["optional-dependencies"]["test"]]
     for spec in wanted:
         req = Requirement(spec)
         if req.marker is not None and not req.marker.evaluate():
             continue
         name = _norm(req.name)
-        assert name in tested, f"{req.name} is in pyproject.toml but not in requirements/test.lock"
+        assert name in tested, f"{req.name} is in pyproject.toml but not in the test lock"
         assert req.specifier.contains(tested[name], prereleases=True), (
             f"{req.name}=={tested[name]} is locked, outside pyproject's {req.specifier}"
         )
@@ -75,7 +76,7 @@ def test_this_venv_is_the_lock() -> None:
         check=True,
     ).stdout
     have = {_norm(n): v for n, v in _PIN.findall(installed)}
-    for name, version in pins("test.lock").items():
+    for name, version in pins("requirements-test.lock").items():
         if name in ("async-timeout",):  # python_full_version < '3.11.3' only
             continue
         assert have.get(name) == version, f"{name}: {have.get(name)} installed, {version} locked"
@@ -127,7 +128,7 @@ def test_image_install_step_from_the_lock(tmp_path: Path) -> None:
         check=True,
     ).stdout
     have = {_norm(n): v for n, v in _PIN.findall(frozen)}
-    runtime = pins("runtime.lock")
+    runtime = pins("requirements-runtime.lock")
     runtime.pop("async-timeout", None)
     assert {name: have.get(name) for name in runtime} == runtime
     assert have.get("auth-proxy") is not None
