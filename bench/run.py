@@ -66,7 +66,8 @@ from upstream_conf import UPSTREAM_CONF  # noqa: E402  (soak.py and ab.py take i
 
 from proxy.config import load_settings  # noqa: E402
 from proxy.cookies import CookieCodec  # noqa: E402
-from proxy.sessions.base import Identity, Session  # noqa: E402
+from proxy.identity import Identity  # noqa: E402
+from proxy.sessions.base import Session  # noqa: E402
 from proxy.sessions.redis_store import RedisBackend  # noqa: E402
 from proxy.sessions.store import SessionStore  # noqa: E402
 from tests.support.keycloak_admin import (  # noqa: E402

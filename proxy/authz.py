@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from .sessions.base import Identity
+from .identity import Identity
 
 if TYPE_CHECKING:
     from .config import AuthorizationConfig, UpstreamConfig

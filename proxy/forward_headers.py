@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from multidict import CIMultiDict
 
+from .identity import Identity
 from .keys import REQUEST_ID
-from .sessions.base import Identity
 
 if TYPE_CHECKING:
     from .routing import Upstream

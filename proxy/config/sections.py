@@ -16,8 +16,8 @@ from pydantic_settings import (
     NoDecode,
 )
 
-from ..sessions.redis_url import parse_redis_url
 from .fields import Duration, _http_url, _read_secret, _Section
+from .redis_url import parse_redis_url
 
 
 class ServerConfig(_Section):
@@ -199,7 +199,7 @@ class SessionConfig(_Section):
     """redis, or memory (one process only, for development)."""
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     """redis:// (rediss://, unix://) for one server; redis+sentinel://h1:26379,h2:26379/mymaster/0 for
-    the master Sentinel names; redis+cluster://h1:6379,h2:6379 for a Cluster (proxy/sessions/redis_url.py)."""
+    the master Sentinel names; redis+cluster://h1:6379,h2:6379 for a Cluster (proxy/config/redis_url.py)."""
     lifetime: Duration = 8 * 3600.0
     """Absolute lifetime of a session."""
     idle_timeout: Duration | None = None

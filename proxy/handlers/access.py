@@ -10,31 +10,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Literal, NamedTuple
 
 from aiohttp import web
 
 from .. import pages
 from ..authz import Rules, first_denial
 from ..errors import TokenInvalid
+from ..identity import Principal
 from ..keys import PROVIDER, RULES, SETTINGS
 from ..oidc.bearer import bearer_token, identity_from, verify_access_token
 from ..paths import skips_auth
-from ..sessions.base import Identity, Session
 from ..sessions.request import current_session
 
 log = logging.getLogger(__name__)
 
 REALM = "auth-proxy"
-
-
-class Principal(NamedTuple):
-    """Who asks (a named tuple: built for every request, and a frozen dataclass costs ~1 us more)."""
-
-    identity: Identity
-    access_token: str
-    via: Literal["session", "bearer"]
-    session: Session | None = None
 
 
 class BearerRejected(Exception):
@@ -72,7 +62,7 @@ async def principal(request: web.Request) -> Principal | None:
     session = await current_session(request)
     if session is None:
         return None
-    return Principal(session.identity, session.access_token, "session", session)
+    return Principal(session.identity, session.access_token, "session")
 
 
 async def _verified(request: web.Request, token: str) -> dict[str, object]:

@@ -28,9 +28,9 @@ from .. import pages
 from ..authz import Rules, first_denial
 from ..forward_headers import identity_headers
 from ..fronts import FrontConflict, Original, read_original
+from ..identity import Identity
 from ..keys import RULES, SETTINGS
 from ..redirects import safe_redirect
-from ..sessions.base import Identity
 from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, skip_auth
 from .context import start_url
 

@@ -13,12 +13,12 @@ from aiohttp import web
 from .. import pages
 from ..authz import Rules
 from ..forward_headers import upstream_request_headers
+from ..identity import Identity, Principal
 from ..keys import COOKIES, REQUEST_ID, ROUTER, RULES, SETTINGS, UPSTREAM_HTTP
 from ..routing import PathRefused, Upstream
-from ..sessions.base import Identity
 from ..upstream import forward_http
 from ..upstream_ws import forward_ws, is_websocket
-from .access import BearerRejected, Principal, bearer_challenge, denial, invalid_token, principal, skip_auth
+from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, skip_auth
 from .context import CSRF_FIELD, own_origin, prefix, start_url
 from .logout import UPSTREAM_CSRF_HEADER, csrf_token
 

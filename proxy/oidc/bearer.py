@@ -46,7 +46,7 @@ from joserfc.jwt import JWTClaimsRegistry
 
 from ..claims import collect
 from ..errors import TokenInvalid
-from ..sessions.base import Identity
+from ..identity import Identity
 from .discovery import Provider
 from .tokens import LEEWAY, _signed
 

@@ -1,4 +1,5 @@
-"""What a session is: the identity, the tokens, the clock; and the ticket that names it.
+"""What a session is: the identity (``proxy.identity``), the tokens, the clock; and the ticket
+that names it.
 
 The browser holds only a :class:`Ticket` (a random id and a per-session secret). The session itself
 lives in the store, encrypted under a key derived from the ticket's secret, so the store alone
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+
+from ..identity import Identity
 
 SESSION_FORMAT = 1
 """Version of the serialised form; readers accept every version they know (rolling upgrades)."""
@@ -39,90 +40,6 @@ class Ticket:
 def session_key(session_id_hex: str) -> str:
     """The store key of a session (the ``{...}`` hash tag keeps its keys in one Cluster slot)."""
     return f"ap:s:{{{session_id_hex}}}"
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who is signed in, as the upstream and the authorisation rules see it."""
-
-    sub: str
-    email: str | None = None
-    preferred_username: str | None = None
-    name: str | None = None
-    groups: tuple[str, ...] = ()
-    roles: tuple[str, ...] = ()
-    """Roles as the configured claim paths name them: Keycloak realm roles as ``role``, client roles
-    as ``client:role`` (``proxy.claims``). Sessions stored before this field read as no roles."""
-    email_verified: bool | None = None
-    """The ``email_verified`` claim; ``None`` when the provider doesn't say. Email rules never match
-    an address the provider calls unverified."""
-
-    def __post_init__(self) -> None:
-        # Stored sessions come back from JSON with lists: keep them tuples (hashable, comparable).
-        for name in ("groups", "roles"):
-            value = getattr(self, name)
-            if isinstance(value, (str, bytes)):
-                raise TypeError(f"Identity.{name} must be a sequence of names, not a string")
-            object.__setattr__(self, name, tuple(value))
-        # Identities key the per-user memos (headers, rule verdicts) of every request: hash once.
-        object.__setattr__(self, "_hash", hash(tuple(getattr(self, f.name) for f in fields(self))))
-
-    def __hash__(self) -> int:  # the dataclass's own, computed once (kept: defined in the class)
-        return self._hash  # type: ignore[attr-defined,no-any-return]  # set in __post_init__
-
-    @property
-    def user(self) -> str:
-        return self.preferred_username or self.sub
-
-    @classmethod
-    def from_claims(
-        cls,
-        claims: Mapping[str, Any],
-        *,
-        groups: Sequence[str] | None = None,
-        roles: Sequence[str] = (),
-    ) -> Identity:
-        """The identity in ``claims``; ``groups``/``roles`` as read along the configured claim paths
-        (``proxy.claims``), else the ``groups`` claim and no roles."""
-        if groups is None:
-            found = claims.get("groups") or ()
-            if isinstance(found, str):
-                found = (found,)
-            elif not isinstance(found, (list, tuple)):
-                found = ()
-            groups = [str(g) for g in found if isinstance(g, (str, int))]
-        return cls(
-            sub=str(claims["sub"]),
-            email=_str_or_none(claims.get("email")),
-            preferred_username=_str_or_none(claims.get("preferred_username")),
-            name=_str_or_none(claims.get("name")),
-            groups=tuple(groups),
-            roles=tuple(roles),
-            email_verified=_bool_or_none(claims.get("email_verified")),
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "sub": self.sub,
-            "email": self.email,
-            "preferred_username": self.preferred_username,
-            "name": self.name,
-            "groups": list(self.groups),
-            "roles": list(self.roles),
-        }
-
-
-def _bool_or_none(value: Any) -> bool | None:
-    """``email_verified`` as a boolean; some providers (Cognito) send the strings "true"/"false"."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    return None
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 @dataclass(frozen=True)

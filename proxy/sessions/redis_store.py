@@ -1,6 +1,6 @@
 """Redis backend (redis-py asyncio). Every Redis failure becomes ``StoreUnavailable``: fail closed.
 
-One backend for the three ways Redis runs (``redis_url.py``): a standalone server, the master that
+One backend for the three ways Redis runs (``proxy.config.redis_url``): a standalone server, the master that
 Sentinel names (followed across failovers: a connection to a demoted master is dropped and the
 Sentinels are asked again) and a Cluster. Every command names one key, so on a Cluster each goes to
 the one node that holds it; the keys of one session share a hash tag (``store.py``).
@@ -22,8 +22,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 
+from ..config.redis_url import parse_redis_url
 from ..errors import StoreUnavailable
-from .redis_url import parse_redis_url
 
 T = TypeVar("T")
 

@@ -43,11 +43,12 @@ from joserfc.jwk import KeySet, RSAKey
 from proxy.config import CookieConfig, parse_duration
 from proxy.cookies import CookieCodec
 from proxy.errors import ProviderUnavailable, TokenInvalid
+from proxy.identity import Identity
 from proxy.oidc.client import TokenResponse
 from proxy.oidc.discovery import Metadata, Provider
 from proxy.oidc.tokens import verify_id_token, verify_logout_token
 from proxy.redirects import safe_redirect
-from proxy.sessions.base import Identity, Session, Ticket
+from proxy.sessions.base import Session, Ticket
 from tests.security.conftest import LONG_FUZZ
 from tests.security.test_open_redirects import ALLOWED, ORIGIN, lands_on_own_or_allowed, url_like
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass, replace
 import pytest
 
 from proxy.errors import StoreUnavailable
+from proxy.identity import Identity
 from proxy.sessions.backend import Backend
-from proxy.sessions.base import Identity, Session, Ticket
+from proxy.sessions.base import Session, Ticket
 from proxy.sessions.memory_store import MemoryBackend
 from proxy.sessions.redis_store import RedisBackend
 from proxy.sessions.store import SessionStore, sid_index, sub_index

@@ -8,7 +8,7 @@ import pytest
 
 from proxy.authz import Rules, allows, denied_by, first_denial, global_rules, upstream_rules
 from proxy.config import AuthorizationConfig, UpstreamConfig
-from proxy.sessions.base import Identity
+from proxy.identity import Identity
 
 CAROL = Identity(
     sub="c-1",

@@ -16,8 +16,8 @@ from proxy.forward_headers import (
     response_headers,
     upstream_request_headers,
 )
+from proxy.identity import Identity
 from proxy.routing import Router, Upstream
-from proxy.sessions.base import Identity
 
 OUR_COOKIES = frozenset({"_auth_proxy", "_auth_proxy_login"})
 ALICE = Identity(sub="sub-1", email="alice@example.com", preferred_username="alice", groups=("dev", "ops"))

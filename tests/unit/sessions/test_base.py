@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from proxy.sessions.base import SESSION_FORMAT, Identity, Session, Ticket
+from proxy.identity import Identity
+from proxy.sessions.base import SESSION_FORMAT, Session, Ticket
 
 IDENTITY = Identity(
     sub="sub-1", email="alice@example.com", preferred_username="alice", name="Alice", groups=("dev", "ops")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from proxy.sessions.base import Identity, Session, Ticket
+from proxy.identity import Identity
+from proxy.sessions.base import Session, Ticket
 from proxy.sessions.cache import SessionCache
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from proxy.config import ConfigError, load_settings
-from proxy.sessions.redis_url import RedisTarget, parse_redis_url
+from proxy.config.redis_url import RedisTarget, parse_redis_url
 
 
 @pytest.mark.parametrize(
