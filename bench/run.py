@@ -192,7 +192,8 @@ async def make_session_cookies(redis_url: str, n: int) -> list[str]:
     settings = load_settings(None, provider={"issuer_url": "http://127.0.0.1:9/x", "client_id": "p",
                              "client_secret": "s"}, cookie={"secret": SECRET})  # fmt: skip
     codec = CookieCodec(settings.cookie, settings.session.lifetime)
-    store = SessionStore(RedisBackend.from_url(redis_url))
+    backend = RedisBackend.from_url(redis_url)
+    store = SessionStore.on(backend)
     now = time.time()
     cookies = []
     for i in range(n):
@@ -203,7 +204,7 @@ async def make_session_cookies(redis_url: str, n: int) -> list[str]:
             Session(ident, id_token, "a" * 1200, "r" * 800, f"sid-{i}", now, now + 8 * 3600)
         )
         cookies.append(codec.encode(ticket))
-    await store.backend.close()
+    await backend.close()
     return cookies
 
 

@@ -18,26 +18,32 @@ from .handlers import auth, auth_request, backchannel, logout, probe, sessions
 from .handlers import proxy as proxy_handler
 from .keys import (
     COOKIES,
+    LOCK,
     METRICS,
     PROVIDER,
     PROVIDER_CLIENT,
     PROVIDER_HTTP,
+    REPLAY,
     ROUTER,
     RULES,
     SETTINGS,
     STORE,
+    STORE_CONNECTION,
     TEMPLATES,
     UPSTREAM_HTTP,
 )
-from .metrics import InstrumentedBackend, Metrics, expose, flush_ctx, listener_ctx
+from .metrics import expose, flush_ctx, instrument, listener_ctx
+from .metrics_registry import Metrics
 from .middlewares import Front
 from .oidc.client import Client
 from .oidc.discovery import Provider
-from .pages import TemplateError, Templates
+from .page_templates import TemplateError, Templates
 from .routing import Router
 from .sessions.backend import Backend
 from .sessions.cache import SessionCache
 from .sessions.crypto import derive_server_key
+from .sessions.guards import Lock, ReplayGuard
+from .sessions.index import SessionIndex
 from .sessions.invalidation import Invalidation
 from .sessions.memory_store import MemoryBackend
 from .sessions.redis_store import RedisBackend, pubsub_backend
@@ -58,19 +64,23 @@ def default_backend(settings: Settings) -> Backend:
 def _store_ctx(make_backend: BackendFactory) -> Callable[[web.Application], AsyncIterator[None]]:
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        store = SessionStore(
-            InstrumentedBackend(make_backend(settings), app[METRICS]),
+        backend = instrument(make_backend(settings), app[METRICS])  # one connection, every role
+        app[STORE] = SessionStore(
+            backend,
+            SessionIndex(backend, backend),
             idle_timeout=settings.session.idle_timeout,
             record_keys=[derive_server_key(s) for s in settings.cookie.secrets_bytes],  # first seals
         )
+        app[REPLAY] = ReplayGuard(backend)
+        app[LOCK] = Lock(backend)
+        app[STORE_CONNECTION] = backend
         try:
-            await store.ping()
+            await backend.ping()
         except StoreUnavailable as exc:
             # Stay up: /ready reports it and requests fail closed until the store is back.
             log.warning("session store unavailable at start-up: %s", exc.message)
-        app[STORE] = store
         yield
-        await store.backend.close()
+        await backend.close()
         log.info("session store closed", extra={"event": "store_closed"})
 
     return store_ctx

@@ -15,17 +15,26 @@ if TYPE_CHECKING:
     from .authz import RuleBook
     from .config import Settings
     from .cookies import CookieCodec
-    from .metrics import Metrics
+    from .metrics_registry import Metrics
     from .oidc.client import Client
     from .oidc.discovery import Provider
-    from .pages import Templates
+    from .page_templates import Templates
     from .routing import Router
+    from .sessions.backend import Connection
     from .sessions.base import Session
+    from .sessions.guards import Lock, ReplayGuard
     from .sessions.store import SessionStore
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 COOKIES: web.AppKey[CookieCodec] = web.AppKey("cookies")
 STORE: web.AppKey[SessionStore] = web.AppKey("store")
+"""Sessions and their records (with their index: ``STORE.index``)."""
+REPLAY: web.AppKey[ReplayGuard] = web.AppKey("replay")
+"""Single use of login states and logout tokens."""
+LOCK: web.AppKey[Lock] = web.AppKey("lock")
+"""Each session's refresh lock."""
+STORE_CONNECTION: web.AppKey[Connection] = web.AppKey("store_connection")
+"""The store backend's connection, for ``/ready``."""
 PROVIDER: web.AppKey[Provider] = web.AppKey("provider")
 PROVIDER_CLIENT: web.AppKey[Client] = web.AppKey("provider_client")
 PROVIDER_HTTP: web.AppKey[ClientSession] = web.AppKey("provider_http")

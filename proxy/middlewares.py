@@ -29,7 +29,7 @@ from .errors import ProviderUnavailable, ProxyError
 from .keys import PROVIDER, REQUEST_ID
 from .limits import OWN_MAX_BODY, header_bytes, refusal
 from .logs import request_id
-from .metrics import Metrics, RouteClass
+from .metrics_registry import Metrics, RouteClass
 
 log = logging.getLogger(__name__)
 

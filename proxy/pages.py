@@ -1,9 +1,8 @@
 """The proxy's own responses to people and to programs: small HTML pages, or JSON for API clients.
 
 Pages never show a stack trace or a token: a title, one sentence, a link to try again. They are
-rendered from templates (``string.Template``: ``$title $message $body $status $request_id $nonce
-$provider``) that users may replace from their own directory (``pages.templates_dir``); every
-template is read and checked once, at start-up.
+rendered from templates (``proxy.page_templates``) that users may replace from their own directory
+(``pages.templates_dir``).
 """
 
 from __future__ import annotations
@@ -11,59 +10,13 @@ from __future__ import annotations
 import html
 import json
 import secrets
-from importlib import resources
-from pathlib import Path
-from string import Template
 
 from aiohttp import web
 
 from .keys import REQUEST_ID, TEMPLATES
+from .page_templates import Templates
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-KINDS = ("error", "forbidden", "sign_in", "signed_out", "signing_out")
-"""Pages that may have a template of their own; each falls back to page.html."""
-_FIELDS = ("title", "message", "body", "status", "request_id", "nonce", "provider")
-
-
-class TemplateError(Exception):
-    """A user template that can't be used; the message names the file."""
-
-
-def _check(name: str, template: Template) -> Template:
-    try:
-        template.substitute({f: "x" for f in _FIELDS})
-    except (KeyError, ValueError) as exc:
-        raise TemplateError(f"template {name}: unknown or malformed placeholder {exc}") from None
-    return template
-
-
-class Templates:
-    """The page templates in force: the user's where given, else the built-in layout."""
-
-    def __init__(self, directory: Path | None = None, provider: str = "the sign-in provider") -> None:
-        self.provider = provider
-        builtin = resources.files("proxy").joinpath("templates/page.html").read_text(encoding="utf-8")
-        self._layout = _check("page.html (built-in)", Template(builtin))
-        self._kinds: dict[str, Template] = {}
-        if directory is not None:
-            for name in ("page", *KINDS):
-                path = directory / f"{name}.html"
-                if not path.is_file():
-                    continue
-                try:
-                    text = path.read_text(encoding="utf-8")
-                except (OSError, UnicodeDecodeError) as exc:
-                    raise TemplateError(f"template {path}: cannot be read ({exc})") from None
-                template = _check(str(path), Template(text))
-                if name == "page":
-                    self._layout = template
-                else:
-                    self._kinds[name] = template
-
-    def render(self, kind: str, **fields: str) -> str:
-        return self._kinds.get(kind, self._layout).substitute(fields, provider=html.escape(self.provider))
-
-
 _DEFAULT = Templates()
 
 

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from .. import pages
 from ..errors import ProviderUnavailable, ProxyError
-from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE, TEMPLATES
+from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, REPLAY, SETTINGS, STORE, TEMPLATES
 from ..login_state import CLOCK_SKEW, LOGIN_TTL, MAX_COOKIE_BYTES, MAX_RD_BYTES, PendingLogin, new_state
 from ..metrics import record_login
 from ..oidc.bearer import login_identity
@@ -154,7 +154,7 @@ async def _callback(request: web.Request, state: str) -> web.StreamResponse:
     )
     # One session per login, even from a provider that took the same code twice. Written only
     # after the provider vouched for this login, so anonymous requests never reach the store.
-    if not await store.first_use("login:" + state, LOGIN_TTL + CLOCK_SKEW):
+    if not await app[REPLAY].first_use("login:" + state, LOGIN_TTL + CLOCK_SKEW):
         raise _Fail(_NO_LOGIN)
     now = time.time()
     session = Session(

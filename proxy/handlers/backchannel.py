@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from ..errors import TokenInvalid
-from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, SETTINGS, STORE
+from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, REPLAY, SETTINGS, STORE
 from ..metrics import record_logout
 from ..oidc.tokens import LEEWAY, LOGOUT_TOKEN_MAX_AGE, verify_logout_token
 
@@ -44,7 +44,9 @@ async def backchannel_logout(request: web.Request) -> web.StreamResponse:
         log.warning("back-channel logout refused: %s", exc.message, extra={"event": "backchannel_refused"})
         return _error(exc.message)
     store = app[STORE]
-    if not await store.first_use(f"jti:{claims['iss']}:{claims['jti']}", LOGOUT_TOKEN_MAX_AGE + 2 * LEEWAY):
+    if not await app[REPLAY].first_use(
+        f"jti:{claims['iss']}:{claims['jti']}", LOGOUT_TOKEN_MAX_AGE + 2 * LEEWAY
+    ):
         log.warning("back-channel logout token replayed", extra={"event": "backchannel_refused"})
         return _error("logout_token was already used")
     sid, sub = claims.get("sid"), claims.get("sub")

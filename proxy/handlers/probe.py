@@ -6,7 +6,7 @@ from aiohttp import web
 
 from .. import pages
 from ..errors import StoreUnavailable
-from ..keys import PROVIDER, STORE
+from ..keys import PROVIDER, STORE_CONNECTION
 from ..sessions.request import current_session
 from .logout import csrf_token
 
@@ -20,7 +20,7 @@ async def ready(request: web.Request) -> web.StreamResponse:
     """Readiness: the session store answers and the provider was discovered."""
     checks = {"store": "ok", "provider": "ok" if request.app[PROVIDER].ready else "discovery pending"}
     try:
-        await request.app[STORE].ping()
+        await request.app[STORE_CONNECTION].ping()
     except StoreUnavailable:
         checks["store"] = "unavailable"
     ok = all(v == "ok" for v in checks.values())

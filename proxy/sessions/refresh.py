@@ -23,7 +23,7 @@ from dataclasses import replace
 from aiohttp import web
 
 from ..errors import ProviderUnavailable
-from ..keys import PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE
+from ..keys import LOCK, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE
 from ..metrics import record_logout, record_refresh
 from ..oidc.bearer import login_identity
 from ..oidc.client import TokenRequestRefused, refresh_tokens
@@ -48,10 +48,10 @@ async def fresh(app: web.Application, ticket: Ticket, session: Session) -> Sessi
     """``session`` with usable tokens, or ``None`` when the provider has ended it."""
     if not refresh_due(app, session):
         return session
-    store = app[STORE]
+    store, lock = app[STORE], app[LOCK]
     deadline = time.monotonic() + LOCK_SECONDS
     while True:
-        token = await store.try_lock(ticket, LOCK_SECONDS)
+        token = await lock.try_lock(ticket, LOCK_SECONDS)
         if token is not None:
             try:
                 current = await store.load(ticket, cached=False)  # re-read under the lock
@@ -63,7 +63,7 @@ async def fresh(app: web.Application, ticket: Ticket, session: Session) -> Sessi
                     record_refresh(app, "error")  # provider unreachable, bad token, store down
                     raise
             finally:
-                await store.unlock(ticket, token)
+                await lock.unlock(ticket, token)
         await asyncio.sleep(WAIT_STEP)
         current = await store.load(ticket, cached=False)
         if current is None or not refresh_due(app, current):

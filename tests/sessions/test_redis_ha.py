@@ -16,9 +16,10 @@ from redis.crc import key_slot
 from proxy.errors import StoreUnavailable
 from proxy.keys import STORE
 from proxy.sessions.base import Ticket
+from proxy.sessions.guards import lock_key
 from proxy.sessions.records import record_key, seen_key
 from proxy.sessions.redis_store import RedisBackend
-from proxy.sessions.store import SessionStore, _lock_key
+from proxy.sessions.store import SessionStore
 from tests.conftest import ProxyFactory
 from tests.sessions.test_store import make_session
 from tests.support.fake_provider import FakeProvider
@@ -31,7 +32,7 @@ async def test_the_master_dies_sentinel_promotes_the_replica_and_sessions_go_on(
     redis_sentinel: SentinelSetup,
 ) -> None:
     backend = RedisBackend.from_url(redis_sentinel.url)
-    store = SessionStore(backend)
+    store = SessionStore.on(backend)
     before = await store.create(make_session(time.time()))
     # Replication is asynchronous: WAIT until the replica has it (what survives a failover is what
     # had been replicated: the usual Redis trade-off, also for sessions).
@@ -50,7 +51,7 @@ async def test_the_master_dies_sentinel_promotes_the_replica_and_sessions_go_on(
 def test_every_key_of_one_session_is_in_one_cluster_slot() -> None:
     ticket = Ticket.new()
     session_id = ticket.id.hex()
-    keys = [ticket.key, _lock_key(ticket), record_key(session_id), seen_key(session_id)]
+    keys = [ticket.key, lock_key(ticket), record_key(session_id), seen_key(session_id)]
     assert len({key_slot(k.encode()) for k in keys}) == 1
     # (Indexes are one key each and every store call names one key: see proxy/sessions/store.py.)
 

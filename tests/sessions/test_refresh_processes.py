@@ -43,7 +43,8 @@ async def test_one_refresh_for_100_requests_over_2_processes(
     fake_provider.refresh_delay = 0.3  # a slow provider widens the race
     settings = load_settings(None, **config)
     codec = CookieCodec(settings.cookie, settings.session.lifetime)
-    store = SessionStore(RedisBackend.from_url(settings.session.redis_url.get_secret_value()))
+    backend = RedisBackend.from_url(settings.session.redis_url.get_secret_value())
+    store = SessionStore.on(backend)
     async with new_browser() as browser:
         for _ in range(100):  # the processes discover the provider in the background
             page = await navigate(browser, urls[0] + "/oauth/start?rd=/echo")
@@ -70,6 +71,6 @@ async def test_one_refresh_for_100_requests_over_2_processes(
                     return r.status
 
             statuses = await asyncio.gather(*(one(i) for i in range(100)))
-    await store.backend.close()
+    await backend.close()
     assert statuses == [200] * 100
     assert fake_provider.refreshes == 1

@@ -14,9 +14,11 @@ from proxy.errors import StoreUnavailable
 from proxy.identity import Identity
 from proxy.sessions.backend import Backend
 from proxy.sessions.base import Session, Ticket
+from proxy.sessions.guards import ReplayGuard
+from proxy.sessions.index import sid_index, sub_index
 from proxy.sessions.memory_store import MemoryBackend
 from proxy.sessions.redis_store import RedisBackend
-from proxy.sessions.store import SessionStore, sid_index, sub_index
+from proxy.sessions.store import SessionStore
 from tests.support.servers import free_port
 
 
@@ -90,8 +92,8 @@ async def test_ttl_is_what_was_asked(harness: Harness) -> None:
 
 async def test_first_use_is_single_use_even_when_concurrent(harness: Harness) -> None:
     """What keeps a login to one session (the callback marks its state used)."""
-    store = SessionStore(harness.backend, clock=harness.clock)
-    results = await asyncio.gather(*(store.first_use("login:s", 60) for _ in range(20)))
+    replay = ReplayGuard(harness.backend)
+    results = await asyncio.gather(*(replay.first_use("login:s", 60) for _ in range(20)))
     assert results.count(True) == 1
 
 
@@ -115,7 +117,7 @@ async def test_ping(harness: Harness) -> None:
 
 
 async def test_session_roundtrip_and_new_ticket_each_time(harness: Harness) -> None:
-    store = SessionStore(harness.backend, clock=harness.clock)
+    store = SessionStore.on(harness.backend, clock=harness.clock)
     session = make_session(harness.clock.now)
     t1, t2 = await store.create(session), await store.create(session)
     assert t1 != t2 and t1.id != t2.id
@@ -125,7 +127,7 @@ async def test_session_roundtrip_and_new_ticket_each_time(harness: Harness) -> N
 
 
 async def test_store_holds_no_plaintext_token(harness: Harness) -> None:
-    store = SessionStore(harness.backend, clock=harness.clock)
+    store = SessionStore.on(harness.backend, clock=harness.clock)
     session = replace(make_session(harness.clock.now), id_token="SECRET-ID-TOKEN", access_token="SECRET-AT")
     ticket = await store.create(session)
     blob = await harness.backend.get(ticket.key)
@@ -134,14 +136,14 @@ async def test_store_holds_no_plaintext_token(harness: Harness) -> None:
 
 
 async def test_wrong_secret_or_unknown_id_loads_nothing(harness: Harness) -> None:
-    store = SessionStore(harness.backend, clock=harness.clock)
+    store = SessionStore.on(harness.backend, clock=harness.clock)
     ticket = await store.create(make_session(harness.clock.now))
     assert await store.load(Ticket(ticket.id, b"\x00" * 32)) is None
     assert await store.load(Ticket.new()) is None
 
 
 async def test_corrupted_blob_loads_nothing(harness: Harness) -> None:
-    store = SessionStore(harness.backend, clock=harness.clock)
+    store = SessionStore.on(harness.backend, clock=harness.clock)
     ticket = await store.create(make_session(harness.clock.now))
     blob = await harness.backend.get(ticket.key)
     assert blob is not None
@@ -150,7 +152,7 @@ async def test_corrupted_blob_loads_nothing(harness: Harness) -> None:
 
 
 async def test_delete_ends_the_session(harness: Harness) -> None:
-    store = SessionStore(harness.backend, clock=harness.clock)
+    store = SessionStore.on(harness.backend, clock=harness.clock)
     ticket = await store.create(make_session(harness.clock.now))
     assert await store.delete(ticket) is True
     assert await store.load(ticket) is None
@@ -158,7 +160,7 @@ async def test_delete_ends_the_session(harness: Harness) -> None:
 
 
 async def test_session_past_its_absolute_end_is_not_loaded(harness: Harness) -> None:
-    store = SessionStore(harness.backend, clock=harness.clock)
+    store = SessionStore.on(harness.backend, clock=harness.clock)
     ticket = await store.create(make_session(harness.clock.now, lifetime=100))
     harness.clock.now += 101  # the Redis TTL would have removed it too; the check must not rely on that
     assert await store.load(ticket) is None
@@ -179,10 +181,10 @@ async def test_memory_backend_forgets_expired_keys() -> None:
 
 async def test_unreachable_redis_raises_store_unavailable() -> None:
     backend = RedisBackend.from_url(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
-    store = SessionStore(backend)
+    store = SessionStore.on(backend)
     started = time.monotonic()
-    for op in (store.ping(), store.load(Ticket.new()), store.create(make_session(time.time())),
-               store.first_use("s", 60)):  # fmt: skip
+    for op in (backend.ping(), store.load(Ticket.new()), store.create(make_session(time.time())),
+               ReplayGuard(backend).first_use("s", 60)):  # fmt: skip
         with pytest.raises(StoreUnavailable):
             await op
     assert time.monotonic() - started < 10
@@ -212,7 +214,7 @@ async def test_index_add_members_remove_and_ttl_only_grows(harness: Harness) -> 
 
 
 async def test_ending_a_provider_session_ends_all_its_sessions_only(harness: Harness) -> None:
-    store = SessionStore(harness.backend, clock=harness.clock)
+    store = SessionStore.on(harness.backend, clock=harness.clock)
     mine = make_session(harness.clock.now)
     other = replace(mine, sid="sid-2")
     t1, t2, t3 = await store.create(mine), await store.create(mine), await store.create(other)
@@ -223,7 +225,7 @@ async def test_ending_a_provider_session_ends_all_its_sessions_only(harness: Har
 
 
 async def test_ending_a_users_sessions(harness: Harness) -> None:
-    store = SessionStore(harness.backend, clock=harness.clock)
+    store = SessionStore.on(harness.backend, clock=harness.clock)
     alice = make_session(harness.clock.now)
     bob = replace(alice, identity=replace(alice.identity, sub="u-2"), sid="sid-9")
     ta1, ta2, tb = (
@@ -237,7 +239,7 @@ async def test_ending_a_users_sessions(harness: Harness) -> None:
 
 
 async def test_delete_with_session_cleans_its_index_entries(harness: Harness) -> None:
-    store = SessionStore(harness.backend, clock=harness.clock)
+    store = SessionStore.on(harness.backend, clock=harness.clock)
     session = make_session(harness.clock.now)
     ticket = await store.create(session)
     await store.delete(ticket, session)
@@ -246,10 +248,10 @@ async def test_delete_with_session_cleans_its_index_entries(harness: Harness) ->
 
 
 async def test_first_use(harness: Harness) -> None:
-    store = SessionStore(harness.backend, clock=harness.clock)
-    assert await store.first_use("jti:1", 60) is True
-    assert await store.first_use("jti:1", 60) is False
-    assert await store.first_use("jti:2", 60) is True
+    replay = ReplayGuard(harness.backend)
+    assert await replay.first_use("jti:1", 60) is True
+    assert await replay.first_use("jti:1", 60) is False
+    assert await replay.first_use("jti:2", 60) is True
 
 
 # --- a session ended stays ended (tests/security/test_logout_races.py) --------------------------
@@ -280,7 +282,7 @@ ENDINGS = {
 async def test_a_refresh_save_after_the_session_ended_writes_nothing(harness: Harness, ending: str) -> None:
     """The refresh read the session, it ended meanwhile, the refresh saves: it stays ended, and no
     record (with its refresh token) or index entry comes back to life."""
-    store = SessionStore(harness.backend, clock=harness.clock, record_keys=[b"k" * 32])
+    store = SessionStore.on(harness.backend, clock=harness.clock, record_keys=[b"k" * 32])
     session = make_session(harness.clock.now)
     ticket = await store.create(session, user_agent="ua")
     read = await store.load(ticket)
@@ -294,7 +296,7 @@ async def test_a_refresh_save_after_the_session_ended_writes_nothing(harness: Ha
 
 
 async def test_a_refresh_save_of_a_live_session_updates_it_and_its_record(harness: Harness) -> None:
-    store = SessionStore(harness.backend, clock=harness.clock, record_keys=[b"k" * 32])
+    store = SessionStore.on(harness.backend, clock=harness.clock, record_keys=[b"k" * 32])
     session = make_session(harness.clock.now)
     ticket = await store.create(session, user_agent="ua", ip="10.0.0.1")
     assert await store.save(ticket, replace(session, refresh_token="rotated")) is True
@@ -306,7 +308,7 @@ async def test_a_refresh_save_of_a_live_session_updates_it_and_its_record(harnes
 
 async def test_the_sid_index_outlives_the_idle_timeout(harness: Harness) -> None:
     """A session kept alive by use past its first idle timeout stays findable by back-channel logout."""
-    store = SessionStore(harness.backend, clock=harness.clock, idle_timeout=60)
+    store = SessionStore.on(harness.backend, clock=harness.clock, idle_timeout=60)
     session = make_session(harness.clock.now)
     await store.create(session)
     assert await harness.ttl_of_set(sid_index("sid-1")) >= 3590
@@ -315,7 +317,7 @@ async def test_the_sid_index_outlives_the_idle_timeout(harness: Harness) -> None
 
 async def test_a_login_of_a_provider_session_ended_meanwhile_ends_at_once(harness: Harness) -> None:
     """Back-channel logout for sid-1 landed while a login with sid-1 was in flight (no session yet)."""
-    store = SessionStore(harness.backend, clock=harness.clock)
+    store = SessionStore.on(harness.backend, clock=harness.clock)
     session = make_session(harness.clock.now)
     assert await store.end_provider_session("sid-1") == 0
     ticket = await store.create(session)

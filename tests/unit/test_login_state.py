@@ -89,6 +89,6 @@ def test_every_slot_full_stays_within_the_budget() -> None:
 
 def test_an_ended_sid_outlives_any_login_in_flight() -> None:
     from proxy.login_state import LOGIN_TTL
-    from proxy.sessions.store import ENDED_SID_TTL
+    from proxy.sessions.index import ENDED_SID_TTL
 
     assert ENDED_SID_TTL > LOGIN_TTL
