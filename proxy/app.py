@@ -23,6 +23,7 @@ from .keys import (
     PROVIDER,
     PROVIDER_CLIENT,
     PROVIDER_HTTP,
+    REFRESHER,
     REPLAY,
     ROUTER,
     RULES,
@@ -47,6 +48,7 @@ from .sessions.index import SessionIndex
 from .sessions.invalidation import Invalidation
 from .sessions.memory_store import MemoryBackend
 from .sessions.redis_store import RedisBackend, pubsub_backend
+from .sessions.refresh import Refresher
 from .sessions.store import SessionStore
 from .upstream_pool import FreshConnector, UpstreamResponse
 
@@ -113,6 +115,10 @@ async def provider_ctx(app: web.Application) -> AsyncIterator[None]:
     provider = Provider(settings.provider.issuer_url, http)
     app[PROVIDER_HTTP] = http
     app[PROVIDER] = provider
+    app[REFRESHER] = Refresher(
+        app[STORE], app[LOCK], provider, app[PROVIDER_CLIENT], http,
+        settings.authorization, settings.session.refresh_skew, app[METRICS],
+    )  # fmt: skip
     discovery = asyncio.ensure_future(provider.discover_until_ready())
     yield
     discovery.cancel()

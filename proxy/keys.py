@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .sessions.backend import Connection
     from .sessions.base import Session
     from .sessions.guards import Lock, ReplayGuard
+    from .sessions.refresh import Refresher
     from .sessions.store import SessionStore
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -33,6 +34,8 @@ REPLAY: web.AppKey[ReplayGuard] = web.AppKey("replay")
 """Single use of login states and logout tokens."""
 LOCK: web.AppKey[Lock] = web.AppKey("lock")
 """Each session's refresh lock."""
+REFRESHER: web.AppKey[Refresher] = web.AppKey("refresher")
+"""Keeps sessions' tokens fresh (its collaborators injected by ``proxy.app``)."""
 STORE_CONNECTION: web.AppKey[Connection] = web.AppKey("store_connection")
 """The store backend's connection, for ``/ready``."""
 PROVIDER: web.AppKey[Provider] = web.AppKey("provider")

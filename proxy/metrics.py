@@ -22,7 +22,6 @@ from .metrics_registry import (
 )
 from .metrics_registry import (
     LogoutKind,
-    RefreshOutcome,
 )
 from .metrics_registry import Metrics as Metrics
 from .metrics_registry import RouteClass as RouteClass
@@ -92,10 +91,6 @@ def record_login(app: web.Application, ok: bool) -> None:
 
 def record_logout(app: web.Application, kind: LogoutKind) -> None:
     app[METRICS].logged_out(kind)
-
-
-def record_refresh(app: web.Application, outcome: RefreshOutcome) -> None:
-    app[METRICS].refreshed(outcome)
 
 
 async def expose(request: web.Request) -> web.StreamResponse:

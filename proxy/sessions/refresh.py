@@ -18,17 +18,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from aiohttp import web
+from aiohttp import ClientSession
 
+from ..config.access import AuthorizationConfig
 from ..errors import ProviderUnavailable
-from ..keys import LOCK, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE
-from ..metrics import record_logout, record_refresh
+from ..metrics_registry import Metrics
 from ..oidc.bearer import login_identity
-from ..oidc.client import TokenRequestRefused, refresh_tokens
+from ..oidc.client import Client, TokenRequestRefused, refresh_tokens
+from ..oidc.discovery import Provider
 from ..oidc.tokens import verify_id_token
 from .base import Session, Ticket
+from .guards import Lock
+from .store import SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -37,99 +40,112 @@ WAIT_STEP = 0.025
 ENDING_ERRORS = frozenset({"invalid_grant", "invalid_client"})
 
 
-def refresh_due(app: web.Application, session: Session) -> bool:
-    """Whether ``session``'s access token should be refreshed now (then :func:`fresh`)."""
-    if session.refresh_token is None:
-        return False
-    return session.needs_refresh(time.time(), app[SETTINGS].session.refresh_skew)
+@dataclass(frozen=True)
+class Refresher:
+    """Everything a refresh uses, handed in by the composition root (``proxy.app``)."""
 
+    store: SessionStore
+    lock: Lock
+    provider: Provider
+    client: Client
+    http: ClientSession
+    """The provider's HTTP client (a total timeout per request)."""
+    authorization: AuthorizationConfig
+    skew: float
+    """Refresh this long before the access token expires (``session.refresh_skew``)."""
+    metrics: Metrics
 
-async def fresh(app: web.Application, ticket: Ticket, session: Session) -> Session | None:
-    """``session`` with usable tokens, or ``None`` when the provider has ended it."""
-    if not refresh_due(app, session):
-        return session
-    store, lock = app[STORE], app[LOCK]
-    deadline = time.monotonic() + LOCK_SECONDS
-    while True:
-        token = await lock.try_lock(ticket, LOCK_SECONDS)
-        if token is not None:
-            try:
-                current = await store.load(ticket, cached=False)  # re-read under the lock
-                if current is None or not refresh_due(app, current):
-                    return current
+    def due(self, session: Session) -> bool:
+        """Whether ``session``'s access token should be refreshed now (then :meth:`fresh`)."""
+        if session.refresh_token is None:
+            return False
+        return session.needs_refresh(time.time(), self.skew)
+
+    async def fresh(self, ticket: Ticket, session: Session) -> Session | None:
+        """``session`` with usable tokens, or ``None`` when the provider has ended it."""
+        if not self.due(session):
+            return session
+        store, lock = self.store, self.lock
+        deadline = time.monotonic() + LOCK_SECONDS
+        while True:
+            token = await lock.try_lock(ticket, LOCK_SECONDS)
+            if token is not None:
                 try:
-                    return await _refresh(app, ticket, current)
-                except Exception:
-                    record_refresh(app, "error")  # provider unreachable, bad token, store down
-                    raise
-            finally:
-                await lock.unlock(ticket, token)
-        await asyncio.sleep(WAIT_STEP)
-        current = await store.load(ticket, cached=False)
-        if current is None or not refresh_due(app, current):
-            return current
-        if time.monotonic() > deadline:
-            raise ProviderUnavailable("another request's token refresh did not finish in time")
+                    current = await store.load(ticket, cached=False)  # re-read under the lock
+                    if current is None or not self.due(current):
+                        return current
+                    try:
+                        return await self._refresh(ticket, current)
+                    except Exception:
+                        self.metrics.refreshed("error")  # provider unreachable, bad token, store down
+                        raise
+                finally:
+                    await lock.unlock(ticket, token)
+            await asyncio.sleep(WAIT_STEP)
+            current = await store.load(ticket, cached=False)
+            if current is None or not self.due(current):
+                return current
+            if time.monotonic() > deadline:
+                raise ProviderUnavailable("another request's token refresh did not finish in time")
 
-
-async def _refresh(app: web.Application, ticket: Ticket, session: Session) -> Session | None:
-    store, provider, client = app[STORE], app[PROVIDER], app[PROVIDER_CLIENT]
-    assert session.refresh_token is not None
-    try:
-        tokens = await refresh_tokens(app[PROVIDER_HTTP], provider.metadata, client, session.refresh_token)
-    except TokenRequestRefused as exc:
-        if exc.error not in ENDING_ERRORS:
-            raise ProviderUnavailable(f"token refresh refused: {exc.error}") from None
-        await store.delete(ticket, session)
-        log.info(
-            "refresh refused, session ended",
-            extra={
-                "event": "logout",
-                "kind": "refresh_failure",
-                "sub": session.identity.sub,
-                "error": exc.error,
-            },
-        )
-        record_refresh(app, "ended")
-        record_logout(app, "refresh_failure")
-        return None
-    identity, id_token = session.identity, session.id_token
-    if tokens.id_token is not None:
-        claims = await verify_id_token(
-            provider,
-            tokens.id_token,
-            client_id=client.client_id,
-            nonce=None,
-            access_token=tokens.access_token,
-        )
-        if claims["sub"] != session.identity.sub:
+    async def _refresh(self, ticket: Ticket, session: Session) -> Session | None:
+        store, provider, client, metrics = self.store, self.provider, self.client, self.metrics
+        assert session.refresh_token is not None
+        try:
+            tokens = await refresh_tokens(self.http, provider.metadata, client, session.refresh_token)
+        except TokenRequestRefused as exc:
+            if exc.error not in ENDING_ERRORS:
+                raise ProviderUnavailable(f"token refresh refused: {exc.error}") from None
             await store.delete(ticket, session)
-            log.warning(
-                "refreshed ID token names another subject; session ended", extra={"event": "refresh_bad"}
+            log.info(
+                "refresh refused, session ended",
+                extra={
+                    "event": "logout",
+                    "kind": "refresh_failure",
+                    "sub": session.identity.sub,
+                    "error": exc.error,
+                },
             )
-            record_refresh(app, "ended")
+            metrics.refreshed("ended")
+            metrics.logged_out("refresh_failure")
             return None
-        identity = login_identity(app[SETTINGS].authorization, claims, tokens.access_token)
-        id_token = tokens.id_token
-    now = time.time()
-    renewed = replace(
-        session,
-        identity=identity,
-        id_token=id_token,
-        access_token=tokens.access_token,
-        refresh_token=tokens.refresh_token or session.refresh_token,
-        access_expires_at=now + tokens.expires_in if tokens.expires_in else None,
-        refresh_expires_at=now + tokens.refresh_expires_in
-        if tokens.refresh_expires_in
-        else session.refresh_expires_at,
-    )
-    if not await store.save(ticket, renewed):  # ended while the provider answered: stays ended
-        log.info(
-            "session ended during its token refresh; the refreshed tokens are dropped",
-            extra={"event": "refresh_dropped", "sub": identity.sub},
+        identity, id_token = session.identity, session.id_token
+        if tokens.id_token is not None:
+            claims = await verify_id_token(
+                provider,
+                tokens.id_token,
+                client_id=client.client_id,
+                nonce=None,
+                access_token=tokens.access_token,
+            )
+            if claims["sub"] != session.identity.sub:
+                await store.delete(ticket, session)
+                log.warning(
+                    "refreshed ID token names another subject; session ended", extra={"event": "refresh_bad"}
+                )
+                metrics.refreshed("ended")
+                return None
+            identity = login_identity(self.authorization, claims, tokens.access_token)
+            id_token = tokens.id_token
+        now = time.time()
+        renewed = replace(
+            session,
+            identity=identity,
+            id_token=id_token,
+            access_token=tokens.access_token,
+            refresh_token=tokens.refresh_token or session.refresh_token,
+            access_expires_at=now + tokens.expires_in if tokens.expires_in else None,
+            refresh_expires_at=now + tokens.refresh_expires_in
+            if tokens.refresh_expires_in
+            else session.refresh_expires_at,
         )
-        record_refresh(app, "ended")
-        return None
-    log.info("tokens refreshed", extra={"event": "refresh", "sub": identity.sub})
-    record_refresh(app, "success")
-    return renewed
+        if not await store.save(ticket, renewed):  # ended while the provider answered: stays ended
+            log.info(
+                "session ended during its token refresh; the refreshed tokens are dropped",
+                extra={"event": "refresh_dropped", "sub": identity.sub},
+            )
+            metrics.refreshed("ended")
+            return None
+        log.info("tokens refreshed", extra={"event": "refresh", "sub": identity.sub})
+        metrics.refreshed("success")
+        return renewed

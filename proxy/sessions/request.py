@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..keys import COOKIES, SESSION, STORE
+from ..keys import COOKIES, REFRESHER, SESSION, STORE
 from .base import Session, Ticket
-from .refresh import fresh, refresh_due
 
 
 async def current_session(request: web.Request) -> Session | None:
@@ -19,8 +18,9 @@ async def current_session(request: web.Request) -> Session | None:
     if ticket is not None:
         store = app[STORE]
         session = await store.load(ticket)
-        if session is not None and refresh_due(app, session):
-            session = await fresh(app, ticket, session)
+        refresher = app[REFRESHER]
+        if session is not None and refresher.due(session):
+            session = await refresher.fresh(ticket, session)
         if session is not None:
             await store.touch(ticket, session)
     request[SESSION] = session
