@@ -17,14 +17,7 @@ from aiohttp import web
 
 from .errors import StoreUnavailable
 from .keys import METRICS, SETTINGS
-from .metrics_registry import (
-    LATENCY_BUCKETS as LATENCY_BUCKETS,
-)
-from .metrics_registry import (
-    LogoutKind,
-)
-from .metrics_registry import Metrics as Metrics
-from .metrics_registry import RouteClass as RouteClass
+from .metrics_registry import LogoutKind, Metrics
 
 T = TypeVar("T")
 

@@ -216,9 +216,9 @@ def test_metrics_listen_is_checked() -> None:
 
 
 def test_tallied_requests_read_exactly_as_if_observed_one_by_one() -> None:
-    """``Metrics.answered`` tallies and ``flush`` adds in bulk (through prometheus-client's bucket
-    values): the exposition must be the one direct observations give, bucket edges included."""
-    from proxy.metrics import LATENCY_BUCKETS, Metrics
+    """``Metrics.answered`` tallies and ``flush`` adds them later: the exposition must be the one
+    direct observations give, bucket edges included."""
+    from proxy.metrics_registry import LATENCY_BUCKETS, Metrics
 
     answers = [("auth_request", 202, s) for s in (*LATENCY_BUCKETS, 0.0, 0.0004, 0.0031, 99.0)]
     answers += [("proxy", 200, 0.012), ("proxy", 502, 5.0), ("proxy", 101, 60.0), ("login", 302, 0.2)]
