@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from .authenticator import Authenticator
 from .authz import RuleBook
 from .config import ConfigError, Settings
 from .cookies import CookieCodec
@@ -17,6 +18,7 @@ from .errors import StoreUnavailable
 from .handlers import auth, auth_request, backchannel, logout, probe, sessions
 from .handlers import proxy as proxy_handler
 from .keys import (
+    AUTHENTICATOR,
     COOKIES,
     LOCK,
     METRICS,
@@ -27,6 +29,7 @@ from .keys import (
     REPLAY,
     ROUTER,
     RULES,
+    SESSION,
     SETTINGS,
     STORE,
     STORE_CONNECTION,
@@ -119,6 +122,7 @@ async def provider_ctx(app: web.Application) -> AsyncIterator[None]:
         app[STORE], app[LOCK], provider, app[PROVIDER_CLIENT], http,
         settings.authorization, settings.session.refresh_skew, app[METRICS],
     )  # fmt: skip
+    app[AUTHENTICATOR] = Authenticator(settings, app[COOKIES], app[STORE], app[REFRESHER], provider, SESSION)
     discovery = asyncio.ensure_future(provider.discover_until_ready())
     yield
     discovery.cancel()

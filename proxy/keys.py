@@ -12,6 +12,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from aiohttp import ClientSession
 
+    from .authenticator import Authenticator
     from .authz import RuleBook
     from .config import Settings
     from .cookies import CookieCodec
@@ -34,6 +35,8 @@ REPLAY: web.AppKey[ReplayGuard] = web.AppKey("replay")
 """Single use of login states and logout tokens."""
 LOCK: web.AppKey[Lock] = web.AppKey("lock")
 """Each session's refresh lock."""
+AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
+"""Who asks: bearer token or session (``current``), the session alone (``session``)."""
 REFRESHER: web.AppKey[Refresher] = web.AppKey("refresher")
 """Keeps sessions' tokens fresh (its collaborators injected by ``proxy.app``)."""
 STORE_CONNECTION: web.AppKey[Connection] = web.AppKey("store_connection")

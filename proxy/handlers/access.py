@@ -14,25 +14,15 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from .. import pages
+from ..authenticator import BearerRejected as BearerRejected
 from ..authz import Rules, first_denial
-from ..errors import TokenInvalid
 from ..identity import Principal
-from ..keys import PROVIDER, RULES, SETTINGS
-from ..oidc.bearer import bearer_token, identity_from, verify_access_token
+from ..keys import AUTHENTICATOR, RULES, SETTINGS
 from ..paths import skips_auth
-from ..sessions.request import current_session
 
 log = logging.getLogger(__name__)
 
 REALM = "auth-proxy"
-
-
-class BearerRejected(Exception):
-    """A presented bearer token failed verification (→ 401 ``invalid_token``)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def skip_auth(request: web.Request, method: str, raw_path: str) -> bool:
@@ -49,34 +39,8 @@ def skip_auth(request: web.Request, method: str, raw_path: str) -> bool:
 
 
 async def principal(request: web.Request) -> Principal | None:
-    settings = request.app[SETTINGS]
-    if settings.api.accept_bearer:
-        values = request.headers.getall("Authorization", [])
-        tokens = [t for t in (bearer_token(v) for v in values) if t is not None]
-        if tokens:
-            if len(values) > 1:
-                raise BearerRejected("more than one Authorization header")
-            claims = await _verified(request, tokens[0])
-            identity = identity_from(settings.authorization, [claims])
-            return Principal(identity, tokens[0], "bearer")
-    session = await current_session(request)
-    if session is None:
-        return None
-    return Principal(session.identity, session.access_token, "session")
-
-
-async def _verified(request: web.Request, token: str) -> dict[str, object]:
-    settings = request.app[SETTINGS]
-    try:
-        return await verify_access_token(
-            request.app[PROVIDER],
-            token,
-            audiences=settings.api.audiences or [settings.provider.client_id],
-            authorized_parties=settings.api.authorized_parties,
-        )
-    except TokenInvalid as exc:
-        log.info("bearer token refused: %s", exc.message, extra={"event": "bearer_invalid"})
-        raise BearerRejected(exc.message) from None
+    """Who asks (``proxy.authenticator``): ``None`` for nobody, ``BearerRejected`` for a bad token."""
+    return await request.app[AUTHENTICATOR].current(request)
 
 
 def www_authenticate(error: str | None = None) -> str:
