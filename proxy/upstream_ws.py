@@ -18,7 +18,7 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
 from . import pages
-from .handlers.context import own_origin
+from .handlers.common import own_origin
 from .keys import METRICS, SETTINGS
 from .logs import stamp_request_id
 from .origins import origin_key

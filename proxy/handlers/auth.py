@@ -19,7 +19,7 @@ from ..oidc.tokens import verify_id_token
 from ..redirects import safe_redirect
 from ..sessions.base import Session
 from .auth_request import original_url
-from .context import client_ip, own_origin, prefix, provider_start_url, start_url
+from .common import client_ip, own_origin, prefix, provider_start_url, start_url
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from ..keys import RULES, SETTINGS
 from ..redirects import safe_redirect
 from ..sessions.base import Identity
 from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, skip_auth
-from .context import start_url
+from .common import start_url
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from ..redirects import safe_redirect
 from ..sessions.base import Session
 from ..sessions.request import current_session
 from .auth import redirect
-from .context import CSRF_FIELD, CSRF_HEADER, own_origin
+from .common import CSRF_FIELD, CSRF_HEADER, own_origin
 from .sessions import end_at_provider, end_other_sessions
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from ..sessions.base import Identity
 from ..upstream import forward_http
 from ..upstream_ws import forward_ws, is_websocket
 from .access import BearerRejected, Principal, bearer_challenge, denial, invalid_token, principal, skip_auth
-from .context import CSRF_FIELD, own_origin, prefix, start_url
+from .common import CSRF_FIELD, own_origin, prefix, start_url
 from .logout import UPSTREAM_CSRF_HEADER, csrf_token
 
 log = logging.getLogger(__name__)

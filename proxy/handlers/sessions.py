@@ -14,7 +14,7 @@ from ..metrics import record_logout
 from ..oidc.client import end_session_backend
 from ..sessions.records import SessionRecord
 from ..sessions.request import current_session, current_ticket
-from .context import CSRF_FIELD, CSRF_HEADER
+from .common import CSRF_FIELD, CSRF_HEADER
 
 log = logging.getLogger(__name__)
 
