@@ -29,9 +29,7 @@ from ..oidc.client import end_session_params, end_session_url, revoke_refresh_to
 from ..redirects import safe_redirect
 from ..sessions.base import Session
 from ..sessions.request import current_session
-from .auth import redirect
-from .common import CSRF_FIELD, CSRF_HEADER, own_origin
-from .sessions import end_at_provider, end_other_sessions
+from .common import CSRF_FIELD, CSRF_HEADER, end_at_provider, end_other_sessions, own_origin, redirect
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +47,7 @@ def logout_target(request: web.Request) -> str:
     return target or (own + default if default.startswith("/") else default)
 
 
-UPSTREAM_CSRF_HEADER = "X-Auth-Request-Csrf-Token"
-"""Sent upstream with each signed-in request (clients' copies are dropped, as every X-Auth-Request-*)."""
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
-
-
-def csrf_token(request: web.Request) -> str | None:
-    """The sign-out CSRF token of the request's session cookie, ``None`` without a valid one."""
-    codec = request.app[COOKIES]
-    ticket = codec.ticket_from(request)
-    return None if ticket is None else codec.csrf_token(ticket)
 
 
 async def _csrf_refusal(request: web.Request) -> web.Response | None:

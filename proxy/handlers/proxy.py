@@ -19,8 +19,7 @@ from ..sessions.base import Identity
 from ..upstream import forward_http
 from ..upstream_ws import forward_ws, is_websocket
 from .access import BearerRejected, Principal, bearer_challenge, denial, invalid_token, principal, skip_auth
-from .common import CSRF_FIELD, own_origin, prefix, start_url
-from .logout import UPSTREAM_CSRF_HEADER, csrf_token
+from .common import CSRF_FIELD, UPSTREAM_CSRF_HEADER, csrf_token, own_origin, prefix, start_url
 
 log = logging.getLogger(__name__)
 
