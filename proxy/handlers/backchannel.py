@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from .. import pages
 from ..errors import TokenInvalid
 from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, SETTINGS, STORE
 from ..metrics import record_logout
@@ -107,5 +108,5 @@ def _same(mine: str | None, given: str) -> bool:
     return mine is not None and compare_digest(mine.encode(), given.encode())
 
 
-FRAME_PAGE = '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signed out</title></head>' \
-    "<body>Signed out.</body></html>"  # fmt: skip
+FRAME_PAGE = pages.builtin("frame_signed_out.html")
+"""What the provider's front-channel logout iframe shows (no user data: one page for everyone)."""
