@@ -124,12 +124,6 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     await http.close()
 
 
-def hot_paths(settings: Settings) -> tuple[str, ...]:
-    """The paths answered ahead of the router (``proxy.dispatch``): the auth subrequest, which a
-    front proxy sends for each request it serves."""
-    return (f"{settings.server.proxy_prefix}/auth",)
-
-
 def create_app(settings: Settings, *, backend: BackendFactory = default_backend) -> web.Application:
     prefix = settings.server.proxy_prefix
     app = web.Application()
