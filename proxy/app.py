@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
@@ -33,6 +32,7 @@ from .keys import (
     SETTINGS,
     STORE,
     STORE_CONNECTION,
+    TASKS,
     TEMPLATES,
     UPSTREAM_HTTP,
 )
@@ -53,6 +53,7 @@ from .sessions.memory_store import MemoryBackend
 from .sessions.redis_store import RedisBackend, pubsub_backend
 from .sessions.refresh import Refresher
 from .sessions.store import SessionStore
+from .tasks import Tasks
 from .upstream_pool import FreshConnector, UpstreamResponse
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,14 @@ def _store_ctx(make_backend: BackendFactory) -> Callable[[web.Application], Asyn
     return store_ctx
 
 
+async def tasks_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The application's background tasks: whatever still runs at cleanup is cancelled (first in
+    the list, so cleaned up last, after the contexts that cancel their own)."""
+    app[TASKS] = Tasks()
+    yield
+    await app[TASKS].close()
+
+
 async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
     """In-process session cache, fed by Redis pub/sub invalidation (redis store only)."""
     settings = app[SETTINGS].session
@@ -100,10 +109,9 @@ async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
     pubsub = pubsub_backend(settings.redis_url.get_secret_value(), timeout=2)  # standalone, Sentinel, Cluster
     invalidation = Invalidation(pubsub.plain, SessionCache(settings.cache_max_age))
     app[STORE].invalidation = invalidation
-    feed = asyncio.ensure_future(invalidation.run())
+    feed = app[TASKS].spawn(invalidation.run(), name="session-invalidation")
     yield
-    feed.cancel()
-    await asyncio.gather(feed, return_exceptions=True)
+    await app[TASKS].cancel(feed)
     app[STORE].invalidation = None
     await pubsub.close()
 
@@ -123,10 +131,9 @@ async def provider_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.authorization, settings.session.refresh_skew, app[METRICS],
     )  # fmt: skip
     app[AUTHENTICATOR] = Authenticator(settings, app[COOKIES], app[STORE], app[REFRESHER], provider, SESSION)
-    discovery = asyncio.ensure_future(provider.discover_until_ready())
+    discovery = app[TASKS].spawn(provider.discover_until_ready(), name="provider-discovery")
     yield
-    discovery.cancel()
-    await asyncio.gather(discovery, return_exceptions=True)
+    await app[TASKS].cancel(discovery)
     await http.close()
 
 
@@ -142,12 +149,6 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     app[UPSTREAM_HTTP] = http
     yield
     await http.close()
-
-
-def hot_paths(settings: Settings) -> tuple[str, ...]:
-    """The paths answered ahead of the router (``proxy.dispatch``): the auth subrequest, which a
-    front proxy sends for each request it serves."""
-    return (f"{settings.server.proxy_prefix}/auth",)
 
 
 def create_app(settings: Settings, *, backend: BackendFactory = default_backend) -> web.Application:
@@ -167,7 +168,7 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
         app[TEMPLATES] = Templates(settings.pages.templates_dir, provider_name)
     except TemplateError as exc:
         raise ConfigError(f"invalid configuration:\n  pages.templates_dir: {exc}") from None
-    app.cleanup_ctx.extend([_store_ctx(backend), cache_ctx, provider_ctx, upstream_ctx])
+    app.cleanup_ctx.extend([tasks_ctx, _store_ctx(backend), cache_ctx, provider_ctx, upstream_ctx])
     app.cleanup_ctx.append(listener_ctx)  # /metrics on server.metrics_listen, if set
     app.cleanup_ctx.append(flush_ctx)
 

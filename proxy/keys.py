@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .sessions.guards import Lock, ReplayGuard
     from .sessions.refresh import Refresher
     from .sessions.store import SessionStore
+    from .tasks import Tasks
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 COOKIES: web.AppKey[CookieCodec] = web.AppKey("cookies")
@@ -53,6 +54,8 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 """This app's Prometheus registry and metrics (never a process-global registry)."""
 UPSTREAM_HTTP: web.AppKey[ClientSession] = web.AppKey("upstream_http")
 """Client for upstream traffic: no total timeout, no decompression, streams."""
+TASKS: web.AppKey[Tasks] = web.AppKey("tasks")
+"""The application's background tasks (``proxy.tasks``), cancelled at its cleanup."""
 
 SESSION: web.RequestKey[Session | None] = web.RequestKey("session")
 """The request's session as loaded by ``sessions.request.current_session`` (``None``: signed out)."""

@@ -21,11 +21,12 @@ Times (slow clients: a connection is held only while it is used):
   ``server.header_read_timeout``, else the connection is closed without an answer (slowloris: a head
   sent a byte at a time). aiohttp has no such timeout, and its only one for the head is its
   keep-alive timer, which starts when the connection opens or the last answer ends and is not reset by
-  bytes arriving. :func:`guard_heads` adds it: it puts a :class:`HeadGuard` between each connection's
-  transport and aiohttp's protocol (``transport.set_protocol``, from ``Server.connection_made``, a
-  method aiohttp calls for each new connection but doesn't document) and learns from the request
-  handler when a head is complete. While a request is handled (its body, a WebSocket, a streamed
-  answer) the guard never acts.
+  bytes arriving. :func:`guarded_protocols` adds it with public APIs only: ``web.Server`` is the
+  protocol factory aiohttp documents for ``loop.create_server``, and this wraps each protocol it makes
+  in a :class:`HeadGuard`, which sees the bytes first. The front layer (``proxy.middlewares``) tells
+  the guard when a head is complete (the request reached its handler: :func:`heads_up`) and when
+  its handling ends. While a request is handled (its body, a WebSocket, a streamed answer) the
+  guard never acts.
 - **idle connections**: ``server.keepalive_timeout`` is aiohttp's own (``keepalive_timeout``, given
   to the ``AppRunner``): a connection with no request under way, just opened or after an answer, is
   closed after it.
@@ -39,8 +40,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, cast
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import StreamReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -63,16 +64,21 @@ def runner_options(server: ServerConfig) -> dict[str, Any]:
 
 
 class HeadGuard(asyncio.Protocol):
-    """Between a connection's transport and aiohttp's protocol (``inner``): closes the connection when
+    """The protocol of one connection, in front of aiohttp's (``inner``): closes the connection when
     a request's head has been arriving for ``timeout`` seconds (from its first byte) and is still not
     complete. Every event is passed on to ``inner`` unchanged."""
 
     __slots__ = ("_inner", "_transport", "_timeout", "_timer", "_busy")
 
-    def __init__(self, inner: asyncio.Protocol, transport: asyncio.Transport, timeout: float) -> None:
-        self._inner, self._transport, self._timeout = inner, transport, timeout
+    def __init__(self, inner: asyncio.Protocol, timeout: float) -> None:
+        self._inner, self._timeout = inner, timeout
+        self._transport: asyncio.BaseTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._busy = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         if self._timer is None and not self._busy and data:  # the first byte of a head
@@ -90,7 +96,7 @@ class HeadGuard(asyncio.Protocol):
 
     def _expired(self) -> None:
         self._timer = None
-        if not self._busy:
+        if not self._busy and self._transport is not None:
             log.info(
                 "closed a connection whose request head was still incomplete", extra={"event": "slow_head"}
             )
@@ -112,33 +118,21 @@ class HeadGuard(asyncio.Protocol):
         self._inner.resume_writing()
 
 
-Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+def guarded_protocols(server: web.Server, timeout: float) -> Callable[[], HeadGuard]:
+    """A protocol factory for ``loop.create_server``: each connection gets ``server``'s protocol
+    behind a :class:`HeadGuard`."""
+    return lambda: HeadGuard(server(), timeout)
 
 
-def guard_heads(server: web.Server, timeout: float) -> None:
-    """Give each new connection of ``server`` a :class:`HeadGuard`, and tell it when its requests'
-    heads are complete (their handling starts) and when their handling ends. After the runner's
-    ``setup()``, before the first connection."""
-    made = server.connection_made
-    handler = server.request_handler
-
-    def connection_made(protocol: Any, transport: asyncio.Transport) -> None:
-        made(protocol, transport)
-        transport.set_protocol(HeadGuard(protocol, transport, timeout))
-
-    async def guarded(request: web.BaseRequest) -> web.StreamResponse:
-        transport = request.transport
-        guard = transport.get_protocol() if transport is not None else None
-        if not isinstance(guard, HeadGuard):
-            return await handler(request)
-        guard.head_complete()
-        try:
-            return await handler(request)
-        finally:
-            guard.request_done()
-
-    server.connection_made = connection_made  # type: ignore[method-assign, assignment]
-    server.request_handler = cast(Any, guarded)
+def heads_up(request: web.BaseRequest) -> HeadGuard | None:
+    """Tell the request's connection guard (if it has one) that the request's head is complete: its
+    handling starts. The caller calls ``request_done()`` on what this returns when it ends."""
+    transport = request.transport
+    guard = transport.get_protocol() if transport is not None else None
+    if not isinstance(guard, HeadGuard):
+        return None
+    guard.head_complete()
+    return guard
 
 
 def header_bytes(request: web.BaseRequest) -> int:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from .errors import StoreUnavailable
-from .keys import METRICS, SETTINGS
+from .keys import METRICS, SETTINGS, TASKS
 from .metrics_registry import LogoutKind, Metrics
 
 T = TypeVar("T")
@@ -71,10 +71,9 @@ async def flush_ctx(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(1.0)
             metrics.flush()
 
-    task = asyncio.create_task(every_second())
+    task = app[TASKS].spawn(every_second(), name="metrics-flush")
     yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await app[TASKS].cancel(task)
     metrics.flush()
 
 

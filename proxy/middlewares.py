@@ -8,6 +8,9 @@ request; together about 15% of a session check, see bench/README.md):
 3. size limits (``proxy.limits``): 431 for oversized headers, 413 for a body over its limit, before
    any work is done on them;
 4. errors turned into pages: never a stack trace to the client.
+
+It also tells the connection's head-timeout guard (``proxy.limits.HeadGuard``) when the request's
+handling starts and ends.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from . import pages
 from .config import ServerConfig
 from .errors import ProviderUnavailable, ProxyError
 from .keys import PROVIDER, REQUEST_ID
-from .limits import OWN_MAX_BODY, header_bytes, refusal
+from .limits import OWN_MAX_BODY, header_bytes, heads_up, refusal
 from .logs import request_id
 from .metrics_registry import Metrics, RouteClass
 
@@ -77,6 +80,7 @@ class Front:
                 rid = new_id()
             request[REQUEST_ID] = rid
             token = request_id.set(rid)
+            guard = heads_up(request)  # the head timeout (proxy.limits) stops here
             status = 500
             try:
                 response = await _answer(request, handler, server)
@@ -92,6 +96,8 @@ class Front:
                 status = CLIENT_GONE  # the client went away (or shutdown's grace ran out)
                 raise
             finally:
+                if guard is not None:
+                    guard.request_done()
                 request_id.reset(token)
                 seconds = time.perf_counter() - started
                 metrics.answered(route or metrics.route_of(request), status, seconds)

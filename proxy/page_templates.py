@@ -15,6 +15,12 @@ KINDS = ("error", "forbidden", "sign_in", "signed_out", "signing_out")
 _FIELDS = ("title", "message", "body", "status", "request_id", "nonce", "provider")
 
 
+def builtin(name: str) -> str:
+    """The built-in template ``templates/<name>``, without its final newline."""
+    text = resources.files("proxy").joinpath("templates", name).read_text(encoding="utf-8")
+    return text.removesuffix("\n")
+
+
 class TemplateError(Exception):
     """A user template that can't be used; the message names the file."""
 
@@ -32,8 +38,7 @@ class Templates:
 
     def __init__(self, directory: Path | None = None, provider: str = "the sign-in provider") -> None:
         self.provider = provider
-        builtin = resources.files("proxy").joinpath("templates/page.html").read_text(encoding="utf-8")
-        self._layout = _check("page.html (built-in)", Template(builtin))
+        self._layout = _check("page.html (built-in)", Template(builtin("page.html") + "\n"))
         self._kinds: dict[str, Template] = {}
         if directory is not None:
             for name in ("page", *KINDS):

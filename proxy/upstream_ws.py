@@ -18,11 +18,12 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
 from . import pages
-from .handlers.context import own_origin
+from .handlers.common import own_origin
 from .keys import METRICS, SETTINGS
 from .logs import stamp_request_id
 from .origins import origin_key
 from .routing import Upstream
+from .tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +130,10 @@ async def _relay(
         down = web.WebSocketResponse(protocols=[up_ws.protocol] if up_ws.protocol else (), autoping=True)
         stamp_request_id(request, down)
         await down.prepare(request)
-        tasks = [asyncio.ensure_future(_pump(down, up_ws)), asyncio.ensure_future(_pump(up_ws, down))]
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            async with Tasks() as pumps:  # the connection's: both ended when either ends
+                both = [pumps.spawn(_pump(down, up_ws)), pumps.spawn(_pump(up_ws, down))]
+                await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             await down.close()
         return down

@@ -19,7 +19,6 @@ the workers. The parent only supervises:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -29,14 +28,14 @@ import signal
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from types import FrameType
 
 from aiohttp import web
 
-from . import dispatch
-from .app import create_app, hot_paths
-from .config import Settings
-from .limits import guard_heads, quiet_parser_errors, runner_options
+from .app import create_app
+from .config import ServerConfig, Settings
+from .limits import guarded_protocols, quiet_parser_errors, runner_options
 from .logs import AccessLogger, setup_logging
 
 log = logging.getLogger(__name__)
@@ -60,55 +59,84 @@ def new_event_loop(choice: str) -> asyncio.AbstractEventLoop:
 
 def serve(settings: Settings, app: web.Application | None = None, *, reuse_port: bool = False) -> None:
     """Run the proxy (``app``, else one made from ``settings``) in this process until SIGTERM/SIGINT,
-    then shut down gracefully. What ``web.run_app`` does, with ``proxy.dispatch`` installed in front
-    of the application."""
+    then shut down gracefully."""
     server = settings.server
     quiet_parser_errors()
-    loop = new_event_loop(server.event_loop)
-    log.info(
-        "starting",
-        extra={"event": "start", "listen": server.listen, "event_loop": type(loop).__module__.split(".")[0]},
-    )
-    asyncio.set_event_loop(loop)
-    main = loop.create_task(_run(settings, app if app is not None else create_app(settings), reuse_port))
-    try:
-        loop.run_until_complete(main)
-    except (web.GracefulExit, KeyboardInterrupt):  # SIGTERM / SIGINT, raised by the runner's handler
-        pass
-    finally:
-        try:
-            if not main.done():
-                main.cancel()  # its cleanup (the graceful shutdown) runs here
-                with contextlib.suppress(asyncio.CancelledError):
-                    loop.run_until_complete(main)
-        finally:
-            rest = asyncio.all_tasks(loop)
-            for task in rest:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+    app = app if app is not None else create_app(settings)
+    with asyncio.Runner(loop_factory=lambda: new_event_loop(server.event_loop)) as runner:
+        flavour = type(runner.get_loop()).__module__.split(".")[0]
+        log.info("starting", extra={"event": "start", "listen": server.listen, "event_loop": flavour})
+        runner.run(_run(settings, app, reuse_port))
     log.info("stopped", extra={"event": "stop"})
 
 
 async def _run(settings: Settings, app: web.Application, reuse_port: bool) -> None:
-    server = settings.server
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        served = await listen(app, settings.server, reuse_port=reuse_port)
+        try:
+            await stop.wait()  # until SIGTERM / SIGINT
+        finally:
+            await served.close()  # in-flight requests get server.shutdown_grace
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+@dataclass
+class Listening:
+    """An application served on a port (:func:`listen`)."""
+
+    runner: web.AppRunner
+    listener: asyncio.Server
+
+    @property
+    def port(self) -> int:
+        return int(self.listener.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        """Stop accepting, then aiohttp's graceful shutdown: idle connections closed, in-flight
+        requests given ``server.shutdown_grace``, the application's cleanup run."""
+        self.listener.close()
+        await self.runner.cleanup()
+        await self.listener.wait_closed()
+
+
+async def listen(
+    app: web.Application,
+    server: ServerConfig,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    reuse_port: bool = False,
+) -> Listening:
+    """Start ``app`` (its cleanup contexts) and serve it on ``host``:``port`` (default:
+    ``server.listen``) as deployed: the HTTP parser's limits, the proxy's access log, and each
+    connection behind the head-timeout guard (``proxy.limits``). Public aiohttp APIs only: an
+    ``AppRunner``, and its ``web.Server`` as the protocol factory of ``loop.create_server`` (which is
+    why this is not ``web.run_app``: its sites hand aiohttp's protocol to the loop unwrapped)."""
     runner = web.AppRunner(
         app,
         access_log_class=AccessLogger,
-        shutdown_timeout=server.shutdown_grace,  # in-flight requests get this long after SIGTERM
-        handle_signals=True,
+        shutdown_timeout=server.shutdown_grace,
         **runner_options(server),
     )
     await runner.setup()
     try:
-        dispatch.install(runner, hot_paths(settings))
         assert runner.server is not None
-        guard_heads(runner.server, server.header_read_timeout)
-        await web.TCPSite(runner, server.host, server.port, reuse_port=reuse_port or None).start()
-        await asyncio.Event().wait()  # until SIGTERM / SIGINT
-    finally:
+        listener = await asyncio.get_running_loop().create_server(
+            guarded_protocols(runner.server, server.header_read_timeout),
+            server.host if host is None else host,
+            server.port if port is None else port,
+            reuse_port=reuse_port or None,
+        )
+    except BaseException:
         await runner.cleanup()
+        raise
+    return Listening(runner, listener)
 
 
 def _exit_with(parent: int) -> None:

@@ -16,12 +16,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from proxy import dispatch
-from proxy.app import create_app, hot_paths
+from proxy.app import create_app
 from proxy.config import Settings, load_settings
 from proxy.keys import PROVIDER
-from proxy.limits import guard_heads, runner_options
-from proxy.logs import AccessLogger
+from proxy.workers import Listening, listen
 from tests.support.fake_provider import FakeProvider
 from tests.support.servers import RedisServer, redis_server
 from tests.support.upstream_app import make_upstream
@@ -80,18 +78,20 @@ class RunningProxy:
     url: str
     app: web.Application
     settings: Settings
-    server: TestServer
+    server: TestServer | Listening
 
 
 ProxyFactory = Callable[..., Awaitable[RunningProxy]]
 
 
 @pytest.fixture
-def make_proxy(aiohttp_server: Any) -> ProxyFactory:
+async def make_proxy(aiohttp_server: Any) -> AsyncIterator[ProxyFactory]:
     """``await make_proxy(issuer=..., upstream=..., **config_overrides)`` → a proxy on a real port.
 
-    ``as_deployed=True`` runs it as ``python -m proxy`` does: the HTTP parser limits and the timeouts
-    of ``server:`` and the proxy's own access log (not aiohttp's, which logs query strings)."""
+    ``as_deployed=True`` serves it as ``python -m proxy`` does (``proxy.workers.listen``): the HTTP
+    parser limits and the timeouts of ``server:`` and the proxy's own access log (not aiohttp's,
+    which logs query strings)."""
+    deployed: list[Listening] = []
 
     async def factory(
         *,
@@ -111,20 +111,21 @@ def make_proxy(aiohttp_server: Any) -> ProxyFactory:
         }
         settings = load_settings(None, **merge(base, overrides))
         app = create_app(settings)
-        runner: dict[str, Any] = {}
+        server: TestServer | Listening
         if as_deployed:
-            runner = {**runner_options(settings.server), "access_log_class": AccessLogger}
-        server = await aiohttp_server(app, host="127.0.0.1", **runner)
-        assert isinstance(server.runner, web.AppRunner)
-        dispatch.install(server.runner, hot_paths(settings))  # as proxy.workers.serve does
-        if as_deployed:
-            assert server.runner.server is not None
-            guard_heads(server.runner.server, settings.server.header_read_timeout)
+            server = await listen(app, settings.server, "127.0.0.1", 0)
+            deployed.append(server)
+            url = f"http://127.0.0.1:{server.port}"
+        else:
+            server = await aiohttp_server(app, host="127.0.0.1")
+            url = str(server.make_url("")).rstrip("/")
         if wait_discovery:
             await app[PROVIDER].discover()
-        return RunningProxy(str(server.make_url("")).rstrip("/"), app, settings, server)
+        return RunningProxy(url, app, settings, server)
 
-    return factory
+    yield factory
+    for server in deployed:
+        await server.close()
 
 
 # --- the real Keycloak -------------------------------------------------------------------------

@@ -3,14 +3,20 @@ the sign-in page when skip_provider_button is false; never a stack trace."""
 
 from __future__ import annotations
 
+import ast
+import html
+import re
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 import pytest
+from yarl import URL
 
+from proxy import pages
 from proxy.app import create_app
 from proxy.config import ConfigError, load_settings
-from tests.conftest import COOKIE_SECRET, ProxyFactory
+from tests.conftest import COOKIE_SECRET, ROOT, ProxyFactory
 from tests.support.browser import navigate, new_browser
 from tests.support.fake_provider import FakeProvider
 from tests.support.login import signed_in_browser
@@ -99,3 +105,89 @@ async def test_signed_in_pages_unaffected(
         assert r.status == 200
     async with aiohttp.ClientSession() as api, api.get(proxy.url + "/x") as r:
         assert r.status == 401  # API clients still get JSON, not the page
+
+
+# --- escaping: every value put into a page is text, never markup -----------------------------------
+
+HOSTILE = "\"'><script>alert(1)</script>&amp;<img src=x onerror=alert(2)>"
+ESCAPED = "&quot;&#x27;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&amp;amp;&lt;img src=x onerror=alert(2)&gt;"
+
+
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [
+        ("link", {"url": HOSTILE, "label": HOSTILE}),
+        ("signed_in_as", {"who": HOSTILE}),
+        ("sign_out_form", {"action": HOSTILE, "field": HOSTILE, "token": HOSTILE, "label": HOSTILE}),
+        ("hidden_field", {"name": HOSTILE, "value": HOSTILE}),
+        ("post_form", {"action": HOSTILE, "fields": HOSTILE, "nonce": HOSTILE}),
+    ],
+)
+def test_fragments_escape_every_value(name: str, values: dict[str, str]) -> None:
+    text = pages.fragment(name, **values)
+    assert HOSTILE not in text and "<script>alert" not in text and "<img" not in text
+    assert text.count(ESCAPED) == len(values)
+
+
+def test_fragments_take_fragments_as_they_are() -> None:
+    field = pages.fragment("hidden_field", name="a", value=HOSTILE)
+    form = pages.fragment("post_form", action="https://idp.example/logout", fields=field, nonce="n0")
+    assert form.startswith('<form id="end-session" method="post" action="https://idp.example/logout">')
+    assert f'<input type="hidden" name="a" value="{ESCAPED}">' in form  # escaped once, not twice
+    assert '<script nonce="n0">' in form
+    assert pages.concat(field, field) == field + field and isinstance(pages.concat(field), pages.Html)
+
+
+async def test_the_denied_page_shows_a_hostile_name_as_text(
+    make_proxy: ProxyFactory, fake_provider: FakeProvider, upstream: str
+) -> None:
+    """The provider's claims are the user's to choose (a display name, an email): on the 403 page
+    they are text."""
+    fake_provider.claims.update(preferred_username=HOSTILE, email=f"{HOSTILE}@example.test")
+    proxy = await make_proxy(
+        issuer=fake_provider.issuer,
+        upstreams=[
+            {"prefix": "/", "url": upstream},
+            {"prefix": "/admin", "url": upstream, "allowed_groups": ["x"]},
+        ],
+    )
+    async with await signed_in_browser(proxy.url) as browser:
+        page = await navigate(browser, proxy.url + "/admin/" + quote(HOSTILE, safe=""))
+    assert page.status == 403
+    assert HOSTILE not in page.text and "<script>alert" not in page.text and "<img" not in page.text
+    assert f"You are signed in as <strong>{ESCAPED} ({ESCAPED}@example.test)</strong>" in page.text
+
+
+async def test_the_sign_out_confirmation_puts_a_hostile_address_in_its_form_as_text(
+    make_proxy: ProxyFactory, fake_provider: FakeProvider, upstream: str
+) -> None:
+    """With logout.allow_get: false, a GET shows a form that POSTs back to the URL it came from:
+    the raw request target, which the client chose."""
+    proxy = await make_proxy(issuer=fake_provider.issuer, upstream=upstream, logout={"allow_get": False})
+    target = '/oauth/sign_out?rd=/x&q="><script>alert(1)</script>'
+    async with await signed_in_browser(proxy.url) as browser:
+        url = URL(proxy.url + target, encoded=True)
+        async with browser.get(url, headers={"Accept": "text/html"}) as r:
+            assert r.status == 200
+            text = await r.text()
+    assert "<script>alert" not in text
+    assert f'action="{html.escape(target, quote=True)}"' in text
+
+
+_TAG = re.compile(
+    r"</?(?:a|p|br|div|span|main|h[1-6]|form|input|button|script|style|strong|em|html|head|body|title|meta"
+    r"|iframe|img|!doctype)[\s>/]",
+    re.IGNORECASE,
+)
+
+
+def test_no_module_writes_html_by_hand() -> None:
+    """Markup lives in proxy/templates (pages and the fragments of their bodies), where values are
+    escaped on the way in; no string in the code is HTML."""
+    found = []
+    for path in sorted((ROOT / "proxy").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and _TAG.search(node.value):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found
+    assert _TAG.search('f"<p>{x}</p>"') and not _TAG.search("``Authorization: Bearer <token>``")

@@ -18,14 +18,9 @@ from ..oidc.client import authorization_url, exchange_code
 from ..oidc.tokens import verify_id_token
 from ..redirects import safe_redirect
 from ..sessions.base import Session
-from .auth_request import original_url
-from .context import client_ip, own_origin, prefix, provider_start_url, start_url
+from .common import client_ip, original_url, own_origin, prefix, provider_start_url, redirect, start_url
 
 log = logging.getLogger(__name__)
-
-
-def redirect(location: str) -> web.Response:
-    return web.Response(status=302, headers={"Location": location, **pages.NO_STORE})
 
 
 async def start(request: web.Request) -> web.StreamResponse:

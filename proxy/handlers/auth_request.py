@@ -27,29 +27,14 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from .. import pages
 from ..authz import Rules, first_denial
 from ..forward_headers import identity_headers
-from ..fronts import FrontConflict, Original, read_original
+from ..fronts import FrontConflict
 from ..identity import Identity
 from ..keys import RULES, SETTINGS
 from ..redirects import safe_redirect
 from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, skip_auth
-from .context import start_url
+from .common import original, start_url
 
 log = logging.getLogger(__name__)
-
-
-def original(request: web.Request) -> Original:
-    """The original request as the configured front (``auth_request.front``) reports it;
-    :class:`FrontConflict` when it carries conflicting copies of the front's headers."""
-    return read_original(request.app[SETTINGS].auth_request.front, request.headers)
-
-
-def original_url(request: web.Request) -> str | None:
-    """The URL of the request the front asks about (nginx's ``@signin`` passes it to /oauth/start);
-    ``None`` when the front sent none, or conflicting copies, or a host that is not a plain host."""
-    try:
-        return original(request).url
-    except FrontConflict:
-        return None
 
 
 def conflict(exc: FrontConflict) -> web.Response:

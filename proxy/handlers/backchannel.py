@@ -18,6 +18,7 @@ from ..errors import TokenInvalid
 from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, REPLAY, SETTINGS, STORE
 from ..metrics import record_logout
 from ..oidc.tokens import LEEWAY, LOGOUT_TOKEN_MAX_AGE, verify_logout_token
+from ..page_templates import builtin
 
 log = logging.getLogger(__name__)
 
@@ -109,5 +110,5 @@ def _same(mine: str | None, given: str) -> bool:
     return mine is not None and compare_digest(mine.encode(), given.encode())
 
 
-FRAME_PAGE = '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signed out</title></head>' \
-    "<body>Signed out.</body></html>"  # fmt: skip
+FRAME_PAGE = builtin("frame_signed_out.html")
+"""What the provider's front-channel logout iframe shows (no user data: one page for everyone)."""

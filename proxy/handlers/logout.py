@@ -15,7 +15,6 @@ button makes that POST, so plain "Sign out" links still work, with one more clic
 
 from __future__ import annotations
 
-import html
 import logging
 import secrets
 
@@ -29,9 +28,7 @@ from ..oidc.client import end_session_params, end_session_url, revoke_refresh_to
 from ..redirects import safe_redirect
 from ..sessions.base import Session
 from ..sessions.request import current_session
-from .auth import redirect
-from .context import CSRF_FIELD, CSRF_HEADER, own_origin
-from .sessions import end_at_provider, end_other_sessions
+from .common import CSRF_FIELD, CSRF_HEADER, end_at_provider, end_other_sessions, own_origin, redirect
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +46,7 @@ def logout_target(request: web.Request) -> str:
     return target or (own + default if default.startswith("/") else default)
 
 
-UPSTREAM_CSRF_HEADER = "X-Auth-Request-Csrf-Token"
-"""Sent upstream with each signed-in request (clients' copies are dropped, as every X-Auth-Request-*)."""
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
-
-
-def csrf_token(request: web.Request) -> str | None:
-    """The sign-out CSRF token of the request's session cookie, ``None`` without a valid one."""
-    codec = request.app[COOKIES]
-    ticket = codec.ticket_from(request)
-    return None if ticket is None else codec.csrf_token(ticket)
 
 
 async def _csrf_refusal(request: web.Request) -> web.Response | None:
@@ -96,10 +84,8 @@ async def _csrf_refusal(request: web.Request) -> web.Response | None:
 
 def _confirm_page(request: web.Request, token: str) -> web.Response:
     """Sign out? A button that POSTs back to the same URL (``rd`` kept) with the token."""
-    body = (
-        f'<form id="sign-out" method="post" action="{html.escape(request.raw_path, quote=True)}">'
-        f'<input type="hidden" name="{CSRF_FIELD}" value="{html.escape(token, quote=True)}">'
-        '<button type="submit">Sign out</button></form>'
+    body = pages.fragment(
+        "sign_out_form", action=request.raw_path, field=CSRF_FIELD, token=token, label="Sign out"
     )
     return pages.html_page(request, 200, "Sign out?", "Do you want to sign out of this site?", body)
 
@@ -107,15 +93,8 @@ def _confirm_page(request: web.Request, token: str) -> web.Response:
 def post_form(request: web.Request, action: str, params: dict[str, str]) -> web.Response:
     """A page that POSTs ``params`` to ``action`` on load; a button does it when scripts are off."""
     nonce = secrets.token_urlsafe(16)
-    fields = "".join(
-        f'<input type="hidden" name="{html.escape(k, quote=True)}" value="{html.escape(v, quote=True)}">'
-        for k, v in params.items()
-    )
-    body = (
-        f'<form id="end-session" method="post" action="{html.escape(action, quote=True)}">{fields}'
-        '<button type="submit">Continue signing out</button></form>'
-        f'<script nonce="{nonce}">document.getElementById("end-session").submit();</script>'
-    )
+    fields = pages.concat(*(pages.fragment("hidden_field", name=k, value=v) for k, v in params.items()))
+    body = pages.fragment("post_form", action=action, fields=fields, nonce=nonce)
     return pages.html_page(
         request, 200, "Signing out", "Finishing sign-out at the sign-in provider.", body, nonce=nonce,
         kind="signing_out",

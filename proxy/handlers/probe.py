@@ -8,7 +8,7 @@ from .. import pages
 from ..errors import StoreUnavailable
 from ..keys import PROVIDER, STORE_CONNECTION
 from ..sessions.request import current_session
-from .logout import csrf_token
+from .common import csrf_token
 
 
 async def ping(request: web.Request) -> web.StreamResponse:

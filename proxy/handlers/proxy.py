@@ -4,7 +4,6 @@ servers would read as different upstreams' paths is refused first (400, ``routin
 
 from __future__ import annotations
 
-import html
 import logging
 from urllib.parse import quote
 
@@ -19,8 +18,7 @@ from ..routing import PathRefused, Upstream
 from ..upstream import forward_http
 from ..upstream_ws import forward_ws, is_websocket
 from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, skip_auth
-from .context import CSRF_FIELD, own_origin, prefix, start_url
-from .logout import UPSTREAM_CSRF_HEADER, csrf_token
+from .common import CSRF_FIELD, UPSTREAM_CSRF_HEADER, csrf_token, own_origin, prefix, start_url
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +43,17 @@ def forbidden(request: web.Request, who: Principal) -> web.Response:
     message = "Your account is not allowed to use this page."
     if pages.wants_html(request):
         who_text = identity.user + (f" ({identity.email})" if identity.email else "")
-        body = f"<p>You are signed in as <strong>{html.escape(who_text)}</strong>.</p>"
+        body = pages.fragment("signed_in_as", who=who_text)
         if who.via == "session":
-            body += (
-                f'<form id="sign-out" method="post" action="{html.escape(sign_out, quote=True)}">'
-                f'<input type="hidden" name="{CSRF_FIELD}" value="{html.escape(csrf_token(request) or "")}">'
-                '<button type="submit">Sign out and sign in as someone else</button></form>'
+            label = "Sign out and sign in as someone else"
+            form = pages.fragment(
+                "sign_out_form",
+                action=sign_out,
+                field=CSRF_FIELD,
+                token=csrf_token(request) or "",
+                label=label,
             )
+            body = pages.concat(body, form)
         return pages.html_page(request, 403, "Access denied", message, body, kind="forbidden")
     payload: dict[str, object] = {
         "error": "forbidden",

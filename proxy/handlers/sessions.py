@@ -8,58 +8,12 @@ import logging
 from aiohttp import web
 
 from .. import pages
-from ..errors import ProviderUnavailable
-from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, STORE
+from ..keys import COOKIES, STORE
 from ..metrics import record_logout
-from ..oidc.client import end_session_backend
-from ..sessions.records import SessionRecord
 from ..sessions.request import current_session, current_ticket
-from .context import CSRF_FIELD, CSRF_HEADER
+from .common import CSRF_FIELD, CSRF_HEADER, end_record_at_provider
 
 log = logging.getLogger(__name__)
-
-
-async def end_at_provider(
-    app: web.Application, *, id_token: str | None, refresh_token: str | None, sub: str | None = None
-) -> bool:
-    """End a provider session from the server (logout.mode backend, other devices); whether that
-    worked. A failure is logged: the provider session may persist."""
-    if refresh_token is None and id_token is None:
-        return False
-    try:
-        await end_session_backend(
-            app[PROVIDER_HTTP], app[PROVIDER].metadata, app[PROVIDER_CLIENT],
-            id_token=id_token, refresh_token=refresh_token,
-        )  # fmt: skip
-    except ProviderUnavailable as exc:
-        log.warning(
-            "provider session may persist: %s", exc.message, extra={"event": "logout_local_only", "sub": sub}
-        )
-        return False
-    return True
-
-
-async def end_record_at_provider(app: web.Application, record: SessionRecord) -> bool:
-    return await end_at_provider(app, id_token=record.id_token_hint, refresh_token=record.refresh_token)
-
-
-async def end_other_sessions(request: web.Request, sub: str) -> int:
-    """Sign out everywhere else: every other session of ``sub``, here and at the provider."""
-    store = request.app[STORE]
-    ticket = current_ticket(request)
-    current = ticket.id.hex() if ticket else None
-    ended = 0
-    for record, _ in await store.user_sessions(sub):
-        if record.session_id == current:
-            continue
-        if await store.end_by_id(sub, record.session_id) is not None:
-            ended += 1
-            await end_record_at_provider(request.app, record)
-    log.info(
-        "signed out everywhere", extra={"event": "logout", "kind": "everywhere", "sub": sub, "ended": ended}
-    )
-    record_logout(request.app, "everywhere")
-    return ended
 
 
 async def list_sessions(request: web.Request) -> web.StreamResponse:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from yarl import URL
 
-from tests.conftest import ProxyFactory, RunningProxy
+from proxy.app import create_app
+from proxy.config import load_settings
+from proxy.keys import METRICS, PROVIDER
+from tests.conftest import COOKIE_SECRET, ProxyFactory, RunningProxy
 from tests.support.fake_provider import FakeProvider
 from tests.support.login import signed_in_browser
 from tests.support.servers import free_port
@@ -106,3 +113,48 @@ async def test_store_down_is_503_never_202(make_proxy: ProxyFactory, fake_provid
             assert r.status == 503
         async with client.get(proxy.url + "/ready") as r:
             assert r.status == 503 and (await r.json())["store"] == "unavailable"
+
+
+async def test_a_check_is_answered_alike_however_the_path_is_spelled(
+    make_proxy: ProxyFactory, fake_provider: FakeProvider
+) -> None:
+    """/oauth/auth goes through aiohttp's router like every path (no route ahead of it): a spelling
+    the router reads as the same path gets the same answer, counted as an auth request, with its
+    request id."""
+    proxy = await make_proxy(issuer=fake_provider.issuer, as_deployed=True)
+    async with aiohttp.ClientSession() as client:
+        for target in ("/oauth/auth", "/oauth/%61uth", "/oauth/auth?redirect=0"):
+            url = URL(proxy.url + target, encoded=True)
+            async with client.get(url, headers={"X-Request-ID": "r-" + str(len(target))}) as r:
+                assert r.status == 401, target
+                assert r.headers["X-Request-ID"] == "r-" + str(len(target))
+                assert r.headers["Cache-Control"] == "no-store"
+    metrics = proxy.app[METRICS]
+    metrics.flush()
+    assert metrics.requests.labels("auth_request", "401")._value.get() == 3
+
+
+async def test_the_applications_middlewares_see_auth_checks(
+    aiohttp_server: Any, fake_provider: FakeProvider
+) -> None:
+    """Nothing answers /oauth/auth behind the application's back: a middleware added to it runs."""
+    settings = load_settings(
+        None,
+        provider={"issuer_url": fake_provider.issuer, "client_id": "proxy", "client_secret": "proxy-secret"},
+        cookie={"secret": COOKIE_SECRET, "secure": False},
+        session={"store": "memory"},
+    )
+    app = create_app(settings)
+    seen: list[str] = []
+
+    @web.middleware
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+        seen.append(request.path)
+        return await handler(request)
+
+    app.middlewares.append(record)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    await app[PROVIDER].discover()
+    async with aiohttp.ClientSession() as client, client.get(server.make_url("/oauth/auth")) as r:
+        assert r.status == 401
+    assert seen == ["/oauth/auth"]

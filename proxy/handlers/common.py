@@ -1,0 +1,139 @@
+"""What more than one handler needs, so that no handler module imports another:
+
+- where the browser is: this proxy's origin, its own URLs, the client's address;
+- what the front proxy says about the original request (``original``, ``original_url``);
+- answers: a redirect; the sign-out CSRF token of a request's session cookie;
+- ending sessions from the server: at the provider (``end_at_provider``), and all of a user's
+  other sessions ("sign out everywhere").
+
+Who is asking and whether they may (sessions, bearer tokens, rules) is ``handlers.access``.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from aiohttp import web
+
+from .. import pages
+from ..errors import ProviderUnavailable
+from ..fronts import FrontConflict, Original, read_original
+from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE
+from ..metrics import record_logout
+from ..oidc.client import end_session_backend
+from ..redirects import origin
+from ..sessions.records import SessionRecord
+from ..sessions.request import current_ticket
+
+log = logging.getLogger(__name__)
+
+CSRF_FIELD = "csrf"
+"""The form field of a POST (sign-out, ending a session) that carries the CSRF token."""
+CSRF_HEADER = "X-CSRF-Token"
+"""The header that may carry it instead (scripts)."""
+UPSTREAM_CSRF_HEADER = "X-Auth-Request-Csrf-Token"
+"""Sent upstream with each signed-in request (clients' copies are dropped, as every X-Auth-Request-*)."""
+
+
+def own_origin(request: web.Request) -> str:
+    settings = request.app[SETTINGS]
+    scheme, host = request.scheme, request.host
+    if settings.server.trust_forwarded_headers:
+        scheme = request.headers.get("X-Forwarded-Proto", scheme).split(",")[0].strip() or scheme
+        host = request.headers.get("X-Forwarded-Host", host).split(",")[0].strip() or host
+    return origin(scheme, host)
+
+
+def prefix(request: web.Request) -> str:
+    return request.app[SETTINGS].server.proxy_prefix
+
+
+def start_url(request: web.Request, rd: str) -> str:
+    """Where to send a browser to sign in and come back to ``rd``: the sign-in page when
+    ``pages.skip_provider_button`` is false, else straight on to the provider."""
+    page = "start" if request.app[SETTINGS].pages.skip_provider_button else "sign_in"
+    return f"{prefix(request)}/{page}?rd={quote(rd, safe='')}"
+
+
+def provider_start_url(request: web.Request, rd: str) -> str:
+    """Straight to the provider (the sign-in page's button)."""
+    return f"{prefix(request)}/start?rd={quote(rd, safe='')}"
+
+
+def client_ip(request: web.Request) -> str:
+    """The browser's address: the first X-Forwarded-For hop behind a trusted proxy, else the peer."""
+    if request.app[SETTINGS].server.trust_forwarded_headers:
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
+        if forwarded:
+            return forwarded
+    return request.remote or ""
+
+
+def original(request: web.Request) -> Original:
+    """The original request as the configured front (``auth_request.front``) reports it;
+    :class:`FrontConflict` when it carries conflicting copies of the front's headers."""
+    return read_original(request.app[SETTINGS].auth_request.front, request.headers)
+
+
+def original_url(request: web.Request) -> str | None:
+    """The URL of the request the front asks about (nginx's ``@signin`` passes it to /oauth/start);
+    ``None`` when the front sent none, or conflicting copies, or a host that is not a plain host."""
+    try:
+        return original(request).url
+    except FrontConflict:
+        return None
+
+
+def redirect(location: str) -> web.Response:
+    return web.Response(status=302, headers={"Location": location, **pages.NO_STORE})
+
+
+def csrf_token(request: web.Request) -> str | None:
+    """The sign-out CSRF token of the request's session cookie, ``None`` without a valid one."""
+    codec = request.app[COOKIES]
+    ticket = codec.ticket_from(request)
+    return None if ticket is None else codec.csrf_token(ticket)
+
+
+async def end_at_provider(
+    app: web.Application, *, id_token: str | None, refresh_token: str | None, sub: str | None = None
+) -> bool:
+    """End a provider session from the server (logout.mode backend, other devices); whether that
+    worked. A failure is logged: the provider session may persist."""
+    if refresh_token is None and id_token is None:
+        return False
+    try:
+        await end_session_backend(
+            app[PROVIDER_HTTP], app[PROVIDER].metadata, app[PROVIDER_CLIENT],
+            id_token=id_token, refresh_token=refresh_token,
+        )  # fmt: skip
+    except ProviderUnavailable as exc:
+        log.warning(
+            "provider session may persist: %s", exc.message, extra={"event": "logout_local_only", "sub": sub}
+        )
+        return False
+    return True
+
+
+async def end_record_at_provider(app: web.Application, record: SessionRecord) -> bool:
+    return await end_at_provider(app, id_token=record.id_token_hint, refresh_token=record.refresh_token)
+
+
+async def end_other_sessions(request: web.Request, sub: str) -> int:
+    """Sign out everywhere else: every other session of ``sub``, here and at the provider."""
+    store = request.app[STORE]
+    ticket = current_ticket(request)
+    current = ticket.id.hex() if ticket else None
+    ended = 0
+    for record, _ in await store.user_sessions(sub):
+        if record.session_id == current:
+            continue
+        if await store.end_by_id(sub, record.session_id) is not None:
+            ended += 1
+            await end_record_at_provider(request.app, record)
+    log.info(
+        "signed out everywhere", extra={"event": "logout", "kind": "everywhere", "sub": sub, "ended": ended}
+    )
+    record_logout(request.app, "everywhere")
+    return ended
