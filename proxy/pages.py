@@ -20,7 +20,7 @@ from aiohttp import web
 from .keys import REQUEST_ID, TEMPLATES
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-KINDS = ("error", "forbidden", "sign_in", "signed_out", "signing_out")
+KINDS = ("error", "forbidden", "sign_in", "signed_out", "signed_out_local", "signing_out")
 """Pages that may have a template of their own; each falls back to page.html."""
 _FIELDS = ("title", "message", "body", "status", "request_id", "nonce", "provider")
 

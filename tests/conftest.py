@@ -23,8 +23,9 @@ from proxy.keys import PROVIDER
 from proxy.limits import guard_heads, runner_options
 from proxy.logs import AccessLogger
 from tests.support.fake_provider import FakeProvider
-from tests.support.servers import RedisServer, redis_server
+from tests.support.servers import RedisServer, free_port, redis_server
 from tests.support.upstream_app import make_upstream
+from tests.support.zitadel_op import ZitadelOP
 
 ROOT = Path(__file__).resolve().parent.parent
 COOKIE_SECRET = "test-cookie-secret-0123456789abcdef"
@@ -101,6 +102,7 @@ def make_proxy(aiohttp_server: Any) -> ProxyFactory:
         client_secret: str = "proxy-secret",
         wait_discovery: bool = True,
         as_deployed: bool = False,
+        port: int | None = None,
         **overrides: Any,
     ) -> RunningProxy:
         base: dict[str, Any] = {
@@ -114,7 +116,7 @@ def make_proxy(aiohttp_server: Any) -> ProxyFactory:
         runner: dict[str, Any] = {}
         if as_deployed:
             runner = {**runner_options(settings.server), "access_log_class": AccessLogger}
-        server = await aiohttp_server(app, host="127.0.0.1", **runner)
+        server = await aiohttp_server(app, host="127.0.0.1", port=port, **runner)
         assert isinstance(server.runner, web.AppRunner)
         dispatch.install(server.runner, hot_paths(settings))  # as proxy.workers.serve does
         if as_deployed:
@@ -157,3 +159,33 @@ def keycloak() -> Iterator[Keycloak]:
         yield Keycloak(done.stdout.strip().splitlines()[-1].rstrip("/"))
     finally:
         subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True, timeout=120)
+
+
+# --- the second provider: zitadel/oidc's example OP ---------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def zitadel_op() -> Iterator[ZitadelOP]:
+    """zitadel/oidc's example OP, built once into the cache and started by ``scripts/zitadel-op.sh``
+    (``$ZITADEL_OP_URL`` if set: an OP already running, whose ``web`` client must then accept the
+    callback ports in ``$ZITADEL_OP_PORTS``)."""
+    if os.environ.get("ZITADEL_OP_URL"):
+        ports = tuple(int(p) for p in os.environ["ZITADEL_OP_PORTS"].split(","))
+        yield ZitadelOP(os.environ["ZITADEL_OP_URL"], ports)
+        return
+    ports = tuple(free_port() for _ in range(4))
+    env = {
+        **os.environ,
+        "ZO_PORT": str(free_port()),
+        "ZO_REDIRECT_URI": ",".join(f"http://127.0.0.1:{p}/oauth/callback" for p in ports),
+    }
+    script = ROOT / "scripts" / "zitadel-op.sh"
+    done = subprocess.run(
+        ["bash", str(script), "start"], env=env, capture_output=True, text=True, timeout=900
+    )
+    if done.returncode != 0:
+        pytest.fail(f"the zitadel OP did not start (scripts/zitadel-op.sh start):\n{done.stderr[-3000:]}")
+    try:
+        yield ZitadelOP(done.stdout.strip().splitlines()[-1], ports)
+    finally:
+        subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True, timeout=60)

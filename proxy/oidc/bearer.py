@@ -38,6 +38,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from joserfc import jws
@@ -140,11 +141,14 @@ def issued_access_token_claims(access_token: str, id_claims: Mapping[str, Any]) 
 
 def identity_from(cfg: AuthorizationConfig, sources: Sequence[Mapping[str, Any]]) -> Identity:
     """The identity in ``sources[0]``, with groups and roles gathered from every source."""
-    return Identity.from_claims(
+    identity = Identity.from_claims(
         sources[0],
         groups=collect(sources, (cfg.groups_claim,)),
         roles=collect(sources, cfg.roles_claims),
     )
+    if cfg.require_verified_email and identity.email_verified is not True:
+        identity = replace(identity, email_verified=False)  # unsaid counts as unverified
+    return identity
 
 
 def login_identity(cfg: AuthorizationConfig, id_claims: Mapping[str, Any], access_token: str) -> Identity:

@@ -28,6 +28,7 @@ from ..metrics import record_logout, record_refresh
 from ..oidc.bearer import login_identity
 from ..oidc.client import TokenRequestRefused, refresh_tokens
 from ..oidc.tokens import verify_id_token
+from ..oidc.userinfo import with_userinfo
 from .base import Session, Ticket
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,13 @@ async def _refresh(app: web.Application, ticket: Ticket, session: Session) -> Se
             )
             record_refresh(app, "ended")
             return None
+        claims = await with_userinfo(
+            app[PROVIDER_HTTP],
+            provider.metadata,
+            app[SETTINGS].provider.userinfo,
+            claims,
+            tokens.access_token,
+        )
         identity = login_identity(app[SETTINGS].authorization, claims, tokens.access_token)
         id_token = tokens.id_token
     now = time.time()
