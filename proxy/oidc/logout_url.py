@@ -99,7 +99,7 @@ def check_template(template: str) -> str:
 def render_template(template: str, values: Mapping[str, str]) -> str:
     """The template with each placeholder replaced by its percent-encoded value ('' when absent)."""
     return "".join(
-        literal + (quote(values.get(name, ""), safe="") if name else "")
+        literal + (quote(values.get(name, ""), safe="", errors="replace") if name else "")
         for literal, name in _pieces(template)
     )
 

@@ -158,6 +158,27 @@ async def test_refresh_rotates_the_tokens_and_keeps_the_identity(
     assert status == 400 and body["error"] == "invalid_grant"
 
 
+async def test_without_offline_access_there_is_no_refresh_token_and_the_session_lives_on(
+    make_proxy: ProxyFactory,
+    zitadel_op: ZitadelOP,
+    upstream: str,
+    redis_url: str,
+    browser: aiohttp.ClientSession,
+) -> None:
+    """This OP issues a refresh token only for ``offline_access`` (Keycloak always does): the session
+    then lasts its ``session.lifetime`` with no refresh, and the proxy never asks for one."""
+    scopes = ["openid", "email", "profile"]
+    proxy = await start(make_proxy, zitadel_op, redis_url, upstream=upstream, provider={"scopes": scopes})
+    await sign_in(browser, proxy.url, "alice")
+    ticket, session = await stored(proxy, browser)
+    assert session.refresh_token is None
+    await proxy.app[STORE].save(ticket, replace(session, access_expires_at=time.time() - 600))
+    async with browser.get(proxy.url + "/later") as r:
+        assert r.status == 200 and dict((await r.json())["headers"])["X-Forwarded-User"] == "alice"
+    _, after = await stored(proxy, browser)
+    assert after.access_token == session.access_token  # no refresh was tried
+
+
 async def test_sign_out_goes_through_the_end_session_endpoint_and_ends_the_op_session(
     proxy: RunningProxy, browser: aiohttp.ClientSession, zitadel_op: ZitadelOP, redis_url: str
 ) -> None:
