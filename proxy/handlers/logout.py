@@ -233,10 +233,20 @@ async def _revoke(request: web.Request, session: Session) -> None:
         )
 
 
+def _provider_logout_known(app: web.Application) -> bool:
+    provider = app[PROVIDER]
+    if app[SETTINGS].logout.provider_logout_url is not None:
+        return True
+    return provider.ready and provider.metadata.end_session_endpoint is not None
+
+
 async def signed_out(request: web.Request) -> web.StreamResponse:
     """Where sign-out can land: public (outside the proxied app), so showing it needs no session."""
     return pages.html_page(
         request, 200, "Signed out",
-        "You are signed out of this site and at the sign-in provider.",
+        "You are signed out of this site and at the sign-in provider."
+        if _provider_logout_known(request.app)
+        else "You are signed out of this site. (The sign-in provider offers no sign-out this site can "
+        "use: your session there may still be active.)",
         pages.link("/", "Sign in again"), kind="signed_out",
     )  # fmt: skip

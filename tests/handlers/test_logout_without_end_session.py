@@ -41,6 +41,8 @@ async def test_no_end_session_endpoint_signs_out_here_and_says_the_provider_sess
         assert f'href="{proxy.url}/bye"' in page.text
         assert await proxy.app[STORE].load(ticket) is None
         assert not any(c.key == "_auth_proxy" for c in browser.cookie_jar)
+        page = await navigate(browser, proxy.url + "/oauth/signed_out")
+        assert "at the sign-in provider" not in page.text and "may still be active" in page.text
     (line,) = local_only_logs(caplog)
     assert "end_session_endpoint" in line.getMessage() and line.levelno == logging.WARNING
     assert not fake_provider.end_session_posts
