@@ -78,6 +78,11 @@ class ApiConfig(_Section):
     """The token's ``aud`` must name one of these; null: [provider.client_id]."""
     authorized_parties: Names = []
     """If set, the token's ``azp`` (the client it was issued to) must be one of these."""
+    untyped_access_tokens: bool = False
+    """Also accept JWT access tokens that say nothing of their kind (header ``typ: JWT`` or none, no
+    ``typ`` claim: ZITADEL, Entra ID, Okta), which an ID token could otherwise pass for. Needs
+    ``audiences`` set without provider.client_id (ID tokens are addressed to the client that signs
+    users in), and such a token must not carry ``nonce``, ``at_hash``, ``c_hash`` or ``s_hash``."""
 
 
 class WebSocketConfig(_Section):

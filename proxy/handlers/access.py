@@ -83,6 +83,7 @@ async def _verified(request: web.Request, token: str) -> dict[str, object]:
             token,
             audiences=settings.api.audiences or [settings.provider.client_id],
             authorized_parties=settings.api.authorized_parties,
+            untyped=settings.api.untyped_access_tokens,
         )
     except TokenInvalid as exc:
         log.info("bearer token refused: %s", exc.message, extra={"event": "bearer_invalid"})
