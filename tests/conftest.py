@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,8 +176,10 @@ def zitadel_op() -> Iterator[ZitadelOP]:
         yield ZitadelOP(os.environ["ZITADEL_OP_URL"], ports)
         return
     ports = tuple(free_port() for _ in range(4))
+    home = tempfile.mkdtemp(prefix="auth-proxy-zitadel-op-")  # pid file and log: gone afterwards
     env = {
         **os.environ,
+        "ZO_HOME": home,
         "ZO_PORT": str(free_port()),
         "ZO_REDIRECT_URI": ",".join(f"http://127.0.0.1:{p}/oauth/callback" for p in ports),
     }
@@ -183,9 +187,10 @@ def zitadel_op() -> Iterator[ZitadelOP]:
     done = subprocess.run(
         ["bash", str(script), "start"], env=env, capture_output=True, text=True, timeout=900
     )
-    if done.returncode != 0:
-        pytest.fail(f"the zitadel OP did not start (scripts/zitadel-op.sh start):\n{done.stderr[-3000:]}")
     try:
+        if done.returncode != 0:
+            pytest.fail(f"the zitadel OP did not start (scripts/zitadel-op.sh start):\n{done.stderr[-3000:]}")
         yield ZitadelOP(done.stdout.strip().splitlines()[-1], ports)
     finally:
         subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True, timeout=60)
+        shutil.rmtree(home, ignore_errors=True)
