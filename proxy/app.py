@@ -128,7 +128,7 @@ async def provider_ctx(app: web.Application) -> AsyncIterator[None]:
     app[PROVIDER] = provider
     app[REFRESHER] = Refresher(
         app[STORE], app[LOCK], provider, app[PROVIDER_CLIENT], http,
-        settings.authorization, settings.session.refresh_skew, app[METRICS],
+        settings.authorization, settings.session.refresh_skew, app[METRICS], settings.provider.userinfo,
     )  # fmt: skip
     app[AUTHENTICATOR] = Authenticator(settings, app[COOKIES], app[STORE], app[REFRESHER], provider, SESSION)
     discovery = app[TASKS].spawn(provider.discover_until_ready(), name="provider-discovery")

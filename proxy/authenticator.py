@@ -82,6 +82,7 @@ class Authenticator:
                 token,
                 audiences=settings.api.audiences or [settings.provider.client_id],
                 authorized_parties=settings.api.authorized_parties,
+                untyped=settings.api.untyped_access_tokens,
             )
         except TokenInvalid as exc:
             log.info("bearer token refused: %s", exc.message, extra={"event": "bearer_invalid"})

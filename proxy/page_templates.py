@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-KINDS = ("error", "forbidden", "sign_in", "signed_out", "signing_out")
+KINDS = ("error", "forbidden", "sign_in", "signed_out", "signed_out_local", "signing_out")
 """Pages that may have a template of their own; each falls back to page.html."""
 _FIELDS = ("title", "message", "body", "status", "request_id", "nonce", "provider")
 

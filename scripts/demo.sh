@@ -3,7 +3,7 @@
 # 127.0.0.1. Installs what is missing, prints where to sign in, stops everything on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/setup.sh
+SKIP_ZITADEL_OP=1 bash scripts/setup.sh
 
 RUN=${XDG_RUNTIME_DIR:-/tmp}/auth-proxy-demo
 mkdir -p "$RUN"

@@ -5,6 +5,8 @@
 #           curl, unzip, bc, a JDK >= 17 (Keycloak), maven (Keycloak download),
 #           chromium (end-to-end tests; Playwright drives Debian's, it never downloads a browser)
 #   python: .venv with exactly the locked versions (requirements/requirements-test.lock) and the project
+#   go:     the second test provider, zitadel/oidc's example OP, built once into ~/.cache/auth-proxy/zitadel-op
+#           (scripts/zitadel-op.sh build; needs Go >= 1.24, which Debian's golang-go is not: not installed here)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -44,4 +46,14 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.installed 2>/dev/null)" != "$sta
   .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
   .venv/bin/pip check >/dev/null || { .venv/bin/pip check >&2; exit 1; }
   echo "$stamp" >.venv/.installed
+fi
+
+# The second OpenID provider of the tests (tests/integration/test_zitadel_op.py): built from the Go
+# module proxy once per version (~50 s cold, nothing when cached). SKIP_ZITADEL_OP=1 skips it (the demo).
+if [ "${SKIP_ZITADEL_OP:-0}" != 1 ]; then
+  if command -v go >/dev/null; then
+    bash scripts/zitadel-op.sh build >/dev/null
+  else
+    say "go not found: the zitadel OP tests will fail until Go (>= 1.24) is installed"
+  fi
 fi

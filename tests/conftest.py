@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +23,9 @@ from proxy.config import Settings, load_settings
 from proxy.keys import PROVIDER
 from proxy.workers import Listening, listen
 from tests.support.fake_provider import FakeProvider
-from tests.support.servers import RedisServer, redis_server
+from tests.support.servers import RedisServer, free_port, redis_server
 from tests.support.upstream_app import make_upstream
+from tests.support.zitadel_op import ZitadelOP
 
 ROOT = Path(__file__).resolve().parent.parent
 COOKIE_SECRET = "test-cookie-secret-0123456789abcdef"
@@ -101,6 +104,7 @@ async def make_proxy(aiohttp_server: Any) -> AsyncIterator[ProxyFactory]:
         client_secret: str = "proxy-secret",
         wait_discovery: bool = True,
         as_deployed: bool = False,
+        port: int | None = None,
         **overrides: Any,
     ) -> RunningProxy:
         base: dict[str, Any] = {
@@ -113,11 +117,11 @@ async def make_proxy(aiohttp_server: Any) -> AsyncIterator[ProxyFactory]:
         app = create_app(settings)
         server: TestServer | Listening
         if as_deployed:
-            server = await listen(app, settings.server, "127.0.0.1", 0)
+            server = await listen(app, settings.server, "127.0.0.1", port)
             deployed.append(server)
             url = f"http://127.0.0.1:{server.port}"
         else:
-            server = await aiohttp_server(app, host="127.0.0.1")
+            server = await aiohttp_server(app, host="127.0.0.1", port=port)
             url = str(server.make_url("")).rstrip("/")
         if wait_discovery:
             await app[PROVIDER].discover()
@@ -158,3 +162,36 @@ def keycloak() -> Iterator[Keycloak]:
         yield Keycloak(done.stdout.strip().splitlines()[-1].rstrip("/"))
     finally:
         subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True, timeout=120)
+
+
+# --- the second provider: zitadel/oidc's example OP ---------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def zitadel_op() -> Iterator[ZitadelOP]:
+    """zitadel/oidc's example OP, built once into the cache and started by ``scripts/zitadel-op.sh``
+    (``$ZITADEL_OP_URL`` if set: an OP already running, whose ``web`` client must then accept the
+    callback ports in ``$ZITADEL_OP_PORTS``)."""
+    if os.environ.get("ZITADEL_OP_URL"):
+        ports = tuple(int(p) for p in os.environ["ZITADEL_OP_PORTS"].split(","))
+        yield ZitadelOP(os.environ["ZITADEL_OP_URL"], ports)
+        return
+    ports = tuple(free_port() for _ in range(4))
+    home = tempfile.mkdtemp(prefix="auth-proxy-zitadel-op-")  # pid file and log: gone afterwards
+    env = {
+        **os.environ,
+        "ZO_HOME": home,
+        "ZO_PORT": str(free_port()),
+        "ZO_REDIRECT_URI": ",".join(f"http://127.0.0.1:{p}/oauth/callback" for p in ports),
+    }
+    script = ROOT / "scripts" / "zitadel-op.sh"
+    done = subprocess.run(
+        ["bash", str(script), "start"], env=env, capture_output=True, text=True, timeout=900
+    )
+    try:
+        if done.returncode != 0:
+            pytest.fail(f"the zitadel OP did not start (scripts/zitadel-op.sh start):\n{done.stderr[-3000:]}")
+        yield ZitadelOP(done.stdout.strip().splitlines()[-1], ports)
+    finally:
+        subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True, timeout=60)
+        shutil.rmtree(home, ignore_errors=True)

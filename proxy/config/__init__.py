@@ -75,6 +75,12 @@ class Settings(BaseSettings):
         dupes = sorted({p for p in prefixes if prefixes.count(p) > 1})
         if dupes:
             raise ValueError(f"upstreams: prefix {dupes[0]!r} is listed twice")
+        api = self.api
+        if api.untyped_access_tokens and (not api.audiences or self.provider.client_id in api.audiences):
+            raise ValueError(
+                "api.untyped_access_tokens: needs api.audiences naming the API's audience, not "
+                f"provider.client_id {self.provider.client_id!r} (an ID token is addressed to it)"
+            )
         return self
 
 

@@ -16,6 +16,7 @@ from pydantic import (
 
 from ..claims import DEFAULT_GROUPS_CLAIM, DEFAULT_ROLES_CLAIMS, check_path
 from ..fronts import Front
+from ..oidc.logout_url import check_template
 from ..origins import check_origin, origin_key
 from ..paths import SkipRoute
 from .fields import Domains, Duration, Emails, Names, _claim_paths, _http_url, _Section
@@ -39,6 +40,10 @@ class AuthorizationConfig(_Section):
     """Read groups and roles from the access token too, when it is a JWT (Keycloak's are, and put
     realm_access/resource_access only there); read from the token endpoint's answer at sign-in and
     refresh."""
+    require_verified_email: bool = False
+    """Email rules see an address only when the provider says ``email_verified: true``. Off, only an
+    explicit false hides it; turn it on for providers that leave the claim out when it is false
+    (zitadel/oidc does, docs/provider-zitadel-notes.md)."""
     skip_auth_routes: list[str] = []
     """``METHOD=regex`` or ``regex``: requests that reach the upstream without a session and without
     identity headers. Searched in the decoded, normalised path; anchor them (``^/health$``)."""
@@ -73,6 +78,11 @@ class ApiConfig(_Section):
     """The token's ``aud`` must name one of these; null: [provider.client_id]."""
     authorized_parties: Names = []
     """If set, the token's ``azp`` (the client it was issued to) must be one of these."""
+    untyped_access_tokens: bool = False
+    """Also accept JWT access tokens that say nothing of their kind (header ``typ: JWT`` or none, no
+    ``typ`` claim: ZITADEL, Entra ID, Okta), which an ID token could otherwise pass for. Needs
+    ``audiences`` set without provider.client_id (ID tokens are addressed to the client that signs
+    users in), and such a token must not carry ``nonce``, ``at_hash``, ``c_hash`` or ``s_hash``."""
 
 
 class WebSocketConfig(_Section):
@@ -180,6 +190,21 @@ class LogoutConfig(_Section):
     """Serve GET /oauth/frontchannel_logout (OIDC Front-Channel Logout; off: 404). It ends only the
     session of the browser that sends it, and only if its cookie names a session of the given sid;
     a frame from the provider's (cross-site) page carries the cookie only with cookie.samesite: none."""
+    send_post_logout_redirect_uri: bool = True
+    """Send ``post_logout_redirect_uri`` to the end_session_endpoint. false for a provider that refuses
+    any it has not registered and registers none (the browser then stays on the provider's own
+    signed-out page)."""
+    provider_logout_url: str | None = None
+    """A provider whose sign-out is not RP-Initiated Logout (no end_session_endpoint in discovery):
+    a URL template, e.g. Auth0's ``https://TENANT/v2/logout?client_id={client_id}&returnTo=
+    {post_logout_redirect_uri}``. Placeholders: {client_id}, {post_logout_redirect_uri},
+    {id_token_hint}, each percent-encoded, after the host only; https (http only to a loopback host).
+    When set it is used instead of the discovered end_session_endpoint (proxy/oidc/logout_url.py)."""
+
+    @field_validator("provider_logout_url")
+    @classmethod
+    def _logout_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_template(value)
 
 
 class AuthRequestConfig(_Section):

@@ -105,6 +105,11 @@ class ProviderConfig(_Section):
     """Default: <request origin><proxy_prefix>/callback."""
     timeout: Duration = 10.0
     """Timeout of each request to the provider."""
+    userinfo: Literal["auto", "always", "never"] = "auto"
+    """Read the UserInfo endpoint at sign-in and refresh for the profile claims. auto: when the ID token
+    carries none of email, preferred_username, name (providers that put them only there once an access
+    token is issued, as OIDC Core 5.4 allows) and discovery names a userinfo_endpoint. Its claims only
+    fill in what the ID token lacks, and only when its sub is the ID token's (proxy/oidc/userinfo.py)."""
 
     @field_validator("issuer_url")
     @classmethod

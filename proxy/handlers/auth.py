@@ -16,6 +16,7 @@ from ..metrics import record_login
 from ..oidc.bearer import login_identity
 from ..oidc.client import authorization_url, exchange_code
 from ..oidc.tokens import verify_id_token
+from ..oidc.userinfo import with_userinfo
 from ..redirects import safe_redirect
 from ..sessions.base import Session
 from .common import client_ip, original_url, own_origin, prefix, provider_start_url, redirect, start_url
@@ -140,12 +141,15 @@ async def _callback(request: web.Request, state: str) -> web.StreamResponse:
     )
     if tokens.id_token is None:  # parse() requires one after a code exchange; this keeps mypy sure of it
         raise _Fail("The sign-in provider returned no ID token.")
-    claims = await verify_id_token(
+    id_claims = await verify_id_token(
         provider,
         tokens.id_token,
         client_id=client.client_id,
         nonce=login.nonce,
         access_token=tokens.access_token,
+    )
+    claims = await with_userinfo(
+        app[PROVIDER_HTTP], provider.metadata, settings.provider.userinfo, id_claims, tokens.access_token
     )
     # One session per login, even from a provider that took the same code twice. Written only
     # after the provider vouched for this login, so anonymous requests never reach the store.
@@ -157,7 +161,7 @@ async def _callback(request: web.Request, state: str) -> web.StreamResponse:
         id_token=tokens.id_token,
         access_token=tokens.access_token,
         refresh_token=tokens.refresh_token,
-        sid=claims["sid"] if isinstance(claims.get("sid"), str) else None,
+        sid=id_claims["sid"] if isinstance(id_claims.get("sid"), str) else None,  # never from userinfo
         created_at=now,
         expires_at=now + settings.session.lifetime,
         access_expires_at=now + tokens.expires_in if tokens.expires_in else None,

@@ -24,7 +24,8 @@ from .. import pages
 from ..errors import ProviderUnavailable
 from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE
 from ..metrics import record_logout
-from ..oidc.client import end_session_params, end_session_url, revoke_refresh_token
+from ..oidc.client import revoke_refresh_token
+from ..oidc.logout_url import provider_logout_url
 from ..redirects import safe_redirect
 from ..sessions.base import Session
 from ..sessions.request import current_session
@@ -117,30 +118,16 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     if ticket is not None:
         await store.delete(ticket, session)
     target = logout_target(request)
-    provider = app[PROVIDER]
-    endpoint = provider.metadata.end_session_endpoint if provider.ready else None
     settings = app[SETTINGS].logout
     response: web.Response
     if session is not None and settings.revoke_tokens:
         await _revoke(request, session)
-    if session is not None and settings.mode == "backend":
-        response = await _backend_logout(request, session, target)
-    elif session is not None and endpoint:
-        params = end_session_params(
-            app[PROVIDER_CLIENT], id_token_hint=session.id_token, post_logout_redirect_uri=target
-        )
-        url = end_session_url(endpoint, params)
-        if len(url) <= app[SETTINGS].logout.max_url_length:
-            response = redirect(url)
-        else:
-            response = post_form(request, endpoint, params)
-    else:
-        if session is not None:
-            log.warning(
-                "provider session may persist: no end_session_endpoint known",
-                extra={"event": "logout_local_only", "sub": session.identity.sub},
-            )
+    if session is None:
         response = redirect(target)
+    elif settings.mode == "backend" and settings.provider_logout_url is None:
+        response = await _backend_logout(request, session, target)
+    else:
+        response = _browser_logout(request, session, target)
     if session is not None:
         log.info("logout", extra={"event": "logout", "sub": session.identity.sub})
         record_logout(app, "user")
@@ -148,8 +135,54 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _browser_logout(request: web.Request, session: Session, target: str) -> web.Response:
+    """Send the browser to end the provider's session (``proxy.oidc.logout_url``), or say plainly
+    that it could not be ended when the provider offers no way to."""
+    app = request.app
+    provider, settings = app[PROVIDER], app[SETTINGS].logout
+    found = provider_logout_url(
+        template=settings.provider_logout_url,
+        end_session_endpoint=provider.metadata.end_session_endpoint if provider.ready else None,
+        client_id=app[PROVIDER_CLIENT].client_id,
+        id_token_hint=session.id_token,
+        post_logout_redirect_uri=target,
+        send_post_logout_redirect_uri=settings.send_post_logout_redirect_uri,
+    )
+    if found is None:
+        why = "discovery has no end_session_endpoint" if provider.ready else "discovery has not succeeded"
+        return local_only(request, target, f"{why} and logout.provider_logout_url is not set", session)
+    url, params = found
+    if len(url) <= settings.max_url_length:
+        return redirect(url)
+    if not params:  # a template: no form to POST instead
+        log.warning(
+            "provider_logout_url is %d characters, over logout.max_url_length; sent anyway", len(url),
+            extra={"event": "logout_url_long"},
+        )  # fmt: skip
+        return redirect(url)
+    return post_form(request, provider.metadata.end_session_endpoint or "", params)
+
+
+def local_only(request: web.Request, target: str, why: str, session: Session) -> web.Response:
+    """Signed out here only: the page and the log line say so (the provider's session lives on)."""
+    log.warning(
+        "provider session not ended: %s", why,
+        extra={"event": "logout_local_only", "sub": session.identity.sub},
+    )  # fmt: skip
+    return pages.html_page(
+        request, 200, "Signed out of this site only",
+        "You are signed out of this site, but your session at the sign-in provider was not ended: the "
+        "provider offers no sign-out this site can use, so signing in again may not ask for your "
+        "password. Sign out at the provider too, or close the browser.",
+        pages.link(target, "Continue"), kind="signed_out_local",
+    )  # fmt: skip
+
+
 async def _backend_logout(request: web.Request, session: Session, target: str) -> web.Response:
     """End the provider's session from here; the browser goes straight to ``target``."""
+    provider = request.app[PROVIDER]
+    if not (provider.ready and provider.metadata.end_session_endpoint):
+        return local_only(request, target, "discovery has no end_session_endpoint", session)
     ended = await end_at_provider(
         request.app, id_token=session.id_token, refresh_token=session.refresh_token, sub=session.identity.sub
     )
@@ -172,13 +205,27 @@ async def _revoke(request: web.Request, session: Session) -> None:
             app[PROVIDER_HTTP], app[PROVIDER].metadata, app[PROVIDER_CLIENT], session.refresh_token
         )
     except ProviderUnavailable as exc:
-        log.warning("refresh token not revoked: %s", exc.message, extra={"sub": session.identity.sub})
+        log.warning(
+            "refresh token not revoked: %s",
+            exc.message,
+            extra={"event": "revoke_failed", "sub": session.identity.sub},
+        )
+
+
+def _provider_logout_known(app: web.Application) -> bool:
+    provider = app[PROVIDER]
+    if app[SETTINGS].logout.provider_logout_url is not None:
+        return True
+    return provider.ready and provider.metadata.end_session_endpoint is not None
 
 
 async def signed_out(request: web.Request) -> web.StreamResponse:
     """Where sign-out can land: public (outside the proxied app), so showing it needs no session."""
     return pages.html_page(
         request, 200, "Signed out",
-        "You are signed out of this site and at the sign-in provider.",
+        "You are signed out of this site and at the sign-in provider."
+        if _provider_logout_known(request.app)
+        else "You are signed out of this site. (The sign-in provider offers no sign-out this site can "
+        "use: your session there may still be active.)",
         pages.link("/", "Sign in again"), kind="signed_out",
     )  # fmt: skip

@@ -13,11 +13,16 @@ roles when the token endpoint hands one over at sign-in or refresh.
 
 Keycloak's ID tokens (``typ: ID``), logout tokens (``Logout``, header ``logout+jwt``) and refresh
 tokens (``Refresh``, and HS-signed, which is refused anyway) are all turned away by that check, as
-is any token that says neither (a provider whose access tokens carry no type is not supported): an
-ID token has ``aud`` = our client id and is signed by the same keys, so only its type tells it
-apart. ``azp`` (the client the token was issued to) is *not* a substitute for ``aud``: Keycloak
-issues access tokens with no ``aud`` or ``aud: account`` unless the client (or a client scope) has
-an *Audience* mapper, which is how a Keycloak admin says "this token is for the proxy" (Keycloak's
+is any token that says neither: an ID token has ``aud`` = our client id and is signed by the same
+keys, so only its type tells it apart. Providers whose access tokens carry no type (ZITADEL, Entra ID,
+Okta: header ``typ: JWT``, no ``typ`` claim) need ``api.untyped_access_tokens``, which is allowed only
+with ``api.audiences`` naming the API's audience and never our client id (start-up refuses it
+otherwise), and which still refuses any token carrying an ID-token-only claim (``nonce``,
+``at_hash``, ``c_hash``, ``s_hash``).
+
+``azp`` (the client the token was issued to) is *not* a substitute for ``aud``: Keycloak issues
+access tokens with no ``aud`` or ``aud: account`` unless the client (or a client scope) has an
+*Audience* mapper, which is how a Keycloak admin says "this token is for the proxy" (Keycloak's
 *audience resolve* mapper also adds every client whose client roles the token carries). If
 ``api.authorized_parties`` is set, ``azp`` must be one of them as well, to accept the tokens of
 only some clients.
@@ -38,6 +43,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from joserfc import jws
@@ -71,16 +77,25 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
-def _kind_error(header: Mapping[str, Any], claims: Mapping[str, Any]) -> str | None:
+ID_TOKEN_ONLY_CLAIMS = ("nonce", "at_hash", "c_hash", "s_hash")
+"""Claims only ID tokens carry (OIDC Core 2, 3.3.2.11, FAPI): an untyped token with one is no access token."""
+
+
+def _kind_error(header: Mapping[str, Any], claims: Mapping[str, Any], untyped: bool = False) -> str | None:
     header_typ = str(header.get("typ", "JWT")).lower()
     claim_typ = claims.get("typ")
     bearer_claim = isinstance(claim_typ, str) and claim_typ.lower() == KEYCLOAK_ACCESS_TYPE
+    plain_header = header_typ in ("jwt", "application/jwt")
     if "events" in claims:  # a security event token (logout token), whatever its typ says
         ok = False
     elif header_typ in ACCESS_TOKEN_HEADER_TYPES:
         ok = claim_typ is None or bearer_claim
+    elif untyped and plain_header and claim_typ is None:
+        # api.untyped_access_tokens: the audience (checked by the caller, never our client id) and
+        # the absence of ID-token claims are what tell it from an ID token
+        ok = not any(name in claims for name in ID_TOKEN_ONLY_CLAIMS)
     else:
-        ok = header_typ in ("jwt", "application/jwt") and bearer_claim
+        ok = plain_header and bearer_claim
     if ok:
         return None
     return f"not an access token (header typ {header.get('typ')!r}, typ claim {claim_typ!r})"
@@ -92,14 +107,16 @@ async def verify_access_token(
     *,
     audiences: Sequence[str],
     authorized_parties: Sequence[str] = (),
+    untyped: bool = False,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """The verified claims of a bearer access token, or ``TokenInvalid`` saying why not."""
+    """The verified claims of a bearer access token, or ``TokenInvalid`` saying why not. ``untyped``
+    (``api.untyped_access_tokens``) also accepts tokens that don't say they are access tokens."""
     if not token:
         raise TokenInvalid("the bearer token is empty")
     signed = await _signed(provider, token, "access token")
     claims = signed.claims
-    kind = _kind_error(signed.header, claims)
+    kind = _kind_error(signed.header, claims, untyped)
     if kind is not None:
         raise TokenInvalid(kind)
     registry = JWTClaimsRegistry(
@@ -140,11 +157,14 @@ def issued_access_token_claims(access_token: str, id_claims: Mapping[str, Any]) 
 
 def identity_from(cfg: AuthorizationConfig, sources: Sequence[Mapping[str, Any]]) -> Identity:
     """The identity in ``sources[0]``, with groups and roles gathered from every source."""
-    return Identity.from_claims(
+    identity = Identity.from_claims(
         sources[0],
         groups=collect(sources, (cfg.groups_claim,)),
         roles=collect(sources, cfg.roles_claims),
     )
+    if cfg.require_verified_email and identity.email_verified is not True:
+        identity = replace(identity, email_verified=False)  # unsaid counts as unverified
+    return identity
 
 
 def login_identity(cfg: AuthorizationConfig, id_claims: Mapping[str, Any], access_token: str) -> Identity:

@@ -1,5 +1,6 @@
 """The relying party's requests: the authorization URL (state, nonce, PKCE S256), the code exchange,
-and the end-session URL and form. Building URLs is pure; only the exchange does I/O.
+refresh, and the server-side end-session and revocation calls. Building URLs is pure; the rest does
+I/O. (The browser's end-session URL is proxy/oidc/logout_url.py's.)
 """
 
 from __future__ import annotations
@@ -80,21 +81,6 @@ def authorization_url(
         "code_challenge_method": "S256",
     }
     url: str = add_params_to_uri(meta.authorization_endpoint, params)
-    return url
-
-
-def end_session_params(
-    client: Client, *, id_token_hint: str | None, post_logout_redirect_uri: str
-) -> dict[str, str]:
-    """The RP-Initiated Logout parameters (the same ones authlib's ``create_logout_url`` sends)."""
-    params = {"client_id": client.client_id, "post_logout_redirect_uri": post_logout_redirect_uri}
-    if id_token_hint:
-        params["id_token_hint"] = id_token_hint
-    return params
-
-
-def end_session_url(endpoint: str, params: dict[str, str]) -> str:
-    url: str = add_params_to_uri(endpoint, params)
     return url
 
 

@@ -51,6 +51,22 @@ class Metadata:
     revocation_endpoint: str | None
     id_token_algs: tuple[str, ...]
     token_auth_methods: tuple[str, ...]
+    backchannel_logout: bool = False
+    """``backchannel_logout_supported: true``: the provider can tell us of sign-outs made elsewhere."""
+
+    def missing_logout_features(self) -> list[str]:
+        """What this provider lacks for a complete sign-out, in words for a log line."""
+        missing = []
+        if not self.end_session_endpoint:
+            missing.append("no end_session_endpoint (sign-out here cannot end the provider's session)")
+        if not self.revocation_endpoint:
+            missing.append("no revocation_endpoint (refresh tokens cannot be revoked)")
+        if not self.backchannel_logout:
+            missing.append(
+                "no back-channel logout (a sign-out at the provider or in another app does not end "
+                "sessions here before their next refresh)"
+            )
+        return missing
 
     @classmethod
     def parse(cls, doc: Any, expected_issuer: str) -> Metadata:
@@ -90,6 +106,7 @@ class Metadata:
             revocation_endpoint=opt("revocation_endpoint"),
             id_token_algs=algs or ("RS256",),
             token_auth_methods=strs("token_endpoint_auth_methods_supported", ("client_secret_basic",)),
+            backchannel_logout=doc.get("backchannel_logout_supported") is True,
         )
 
 
@@ -173,6 +190,10 @@ class Provider:
                 delay = min(delay * 2, max_delay)
                 continue
             log.info("provider discovered", extra={"issuer": meta.issuer})
+            for missing in meta.missing_logout_features():
+                log.warning(
+                    "provider %s: %s", meta.issuer, missing, extra={"event": "provider_logout_feature"}
+                )
             return
 
     async def keys(self, *, refresh: bool = False) -> KeySet:

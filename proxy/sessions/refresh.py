@@ -29,6 +29,7 @@ from ..oidc.bearer import login_identity
 from ..oidc.client import Client, TokenRequestRefused, refresh_tokens
 from ..oidc.discovery import Provider
 from ..oidc.tokens import verify_id_token
+from ..oidc.userinfo import UserinfoMode, with_userinfo
 from .base import Session, Ticket
 from .guards import Lock
 from .store import SessionStore
@@ -54,6 +55,8 @@ class Refresher:
     skew: float
     """Refresh this long before the access token expires (``session.refresh_skew``)."""
     metrics: Metrics
+    userinfo: UserinfoMode = "auto"
+    """When to complete the claims from the UserInfo endpoint (``provider.userinfo``)."""
 
     def due(self, session: Session) -> bool:
         """Whether ``session``'s access token should be refreshed now (then :meth:`fresh`)."""
@@ -125,6 +128,9 @@ class Refresher:
                 )
                 metrics.refreshed("ended")
                 return None
+            claims = await with_userinfo(
+                self.http, provider.metadata, self.userinfo, claims, tokens.access_token
+            )
             identity = login_identity(self.authorization, claims, tokens.access_token)
             id_token = tokens.id_token
         now = time.time()

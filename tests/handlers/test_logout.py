@@ -68,19 +68,6 @@ async def test_without_a_session_it_goes_straight_to_the_target(proxy: RunningPr
             assert r.status == 302 and r.headers["Location"] == proxy.url + "/bye"
 
 
-async def test_provider_without_end_session_endpoint(
-    make_proxy: ProxyFactory, fake_provider: FakeProvider, upstream: str
-) -> None:
-    fake_provider.discovery_extra = {"end_session_endpoint": None}
-    proxy = await make_proxy(issuer=fake_provider.issuer, upstream=upstream)
-    async with await signed_in_browser(proxy.url) as browser:
-        ticket = proxy.app[COOKIES].decode(session_cookie(browser))
-        assert ticket is not None
-        async with browser.get(proxy.url + "/oauth/sign_out", allow_redirects=False) as r:
-            assert r.status == 302 and r.headers["Location"] == proxy.url + "/"
-        assert await proxy.app[STORE].load(ticket) is None
-
-
 async def test_huge_id_token_is_sent_by_post_form(
     make_proxy: ProxyFactory, fake_provider: FakeProvider, upstream: str
 ) -> None:

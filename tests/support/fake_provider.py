@@ -63,6 +63,13 @@ class FakeProvider:
         }
     )
     """Claims only the access token carries (Keycloak puts realm_access/resource_access only there)."""
+    userinfo: Any = None
+    """What the UserInfo endpoint answers (JSON); ``None``: the identity claims of :attr:`claims`."""
+    userinfo_status: int = 200
+    userinfo_raw: tuple[bytes, str] | None = None
+    """``(body, content type)`` answered instead of JSON, to break it."""
+    userinfo_requests: list[str] = field(default_factory=list)
+    """The Authorization header of each UserInfo request."""
 
     def sign(self, claims: dict[str, Any], key: RSAKey | None = None) -> str:
         key = key or self.key
@@ -120,6 +127,7 @@ class FakeProvider:
             "jwks_uri": f"{self.issuer}/jwks",
             "end_session_endpoint": f"{self.issuer}/logout",
             "revocation_endpoint": f"{self.issuer}/revoke",
+            "userinfo_endpoint": f"{self.issuer}/userinfo",
             "id_token_signing_alg_values_supported": ["RS256", "HS256", "none"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             **self.discovery_extra,
@@ -220,6 +228,18 @@ class FakeProvider:
         self.refresh_tokens.discard(form.get("token", ""))
         return web.Response(status=200)
 
+    async def userinfo_endpoint(self, request: web.Request) -> web.Response:
+        self.userinfo_requests.append(request.headers.get("Authorization", ""))
+        if self.userinfo_raw is not None:
+            body, ctype = self.userinfo_raw
+            return web.Response(status=self.userinfo_status, body=body, headers={"Content-Type": ctype})
+        doc = (
+            self.userinfo
+            if self.userinfo is not None
+            else {k: v for k, v in self.claims.items() if k != "sid"}
+        )
+        return web.json_response(doc, status=self.userinfo_status)
+
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/.well-known/openid-configuration", self.discovery)
@@ -228,4 +248,5 @@ class FakeProvider:
         app.router.add_post("/token", self.token)
         app.router.add_post("/logout", self.logout_post)
         app.router.add_post("/revoke", self.revoke)
+        app.router.add_get("/userinfo", self.userinfo_endpoint)
         return app

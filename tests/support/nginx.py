@@ -38,10 +38,10 @@ def nginx_binary() -> str:
 
 
 @contextmanager
-def nginx(site_text: str) -> Iterator[tuple[int, Path]]:
-    """Run nginx with ``site_text`` (its ``listen 80;`` moved to a free loopback port)."""
+def nginx(site_text: str, port: int | None = None) -> Iterator[tuple[int, Path]]:
+    """Run nginx with ``site_text`` (its ``listen 80;`` moved to ``port``, else a free loopback port)."""
     workdir = Path(tempfile.mkdtemp(prefix="auth-proxy-nginx-"))
-    port = free_port()
+    port = port or free_port()
     site = workdir / "site.conf"
     site.write_text(site_text.replace("listen 80;", f"listen 127.0.0.1:{port};"))
     conf = workdir / "nginx.conf"

@@ -353,6 +353,24 @@ def test_scopes_without_openid_are_refused() -> None:
     assert "provider.scopes: must include 'openid'" in message
 
 
+@pytest.mark.parametrize("value", ["sometimes", "", True, ["auto"]])
+def test_bad_userinfo_mode_is_named(value: object) -> None:
+    assert "provider.userinfo" in config_error(**with_section("provider", userinfo=value))
+
+
+def test_provider_logout_url_is_checked_at_start_up() -> None:
+    good = "https://t.example.com/v2/logout?client_id={client_id}&returnTo={post_logout_redirect_uri}"
+    assert (
+        load_settings(**with_section("logout", provider_logout_url=good)).logout.provider_logout_url == good
+    )
+    message = config_error(**with_section("logout", provider_logout_url="https://t.example.com/?to={rd}"))
+    assert "logout.provider_logout_url" in message and "unknown placeholder {rd}" in message
+    for key in ("send_post_logout_redirect_uri",):
+        assert f"logout.{key}" in config_error(**with_section("logout", **{key: "maybe"}))
+    message = config_error(**with_section("authorization", require_verified_email="maybe"))
+    assert "authorization.require_verified_email" in message
+
+
 @pytest.mark.parametrize("url", ["ftp://idp.example.com", "idp.example.com", "https://"])
 def test_issuer_must_be_an_http_url(url: str) -> None:
     assert "provider.issuer_url" in config_error(**with_section("provider", issuer_url=url))

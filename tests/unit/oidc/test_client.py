@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from proxy.errors import ProviderUnavailable
-from proxy.oidc.client import Client, TokenResponse, authorization_url, end_session_params, end_session_url
+from proxy.oidc.client import Client, TokenResponse, authorization_url
 from proxy.oidc.discovery import Metadata
 
 CLIENT = Client(client_id="proxy", client_secret="s3cret", scopes=("openid", "email", "profile"))
@@ -87,50 +87,6 @@ def test_authorization_endpoint_query_is_kept() -> None:
 
     assert query(url)["kc_idp_hint"] == ["corp"]
     assert query(url)["client_id"] == ["proxy"]
-
-
-# --- end session -----------------------------------------------------------------------------
-
-
-def test_end_session_params() -> None:
-    params = end_session_params(
-        CLIENT, id_token_hint="id.tok.en", post_logout_redirect_uri="https://proxy.example.com/"
-    )
-
-    assert params == {
-        "client_id": "proxy",
-        "post_logout_redirect_uri": "https://proxy.example.com/",
-        "id_token_hint": "id.tok.en",
-    }
-
-
-@pytest.mark.parametrize("hint", [None, ""], ids=["none", "empty"])
-def test_end_session_params_without_id_token(hint: str | None) -> None:
-    params = end_session_params(CLIENT, id_token_hint=hint, post_logout_redirect_uri="https://p/")
-
-    assert "id_token_hint" not in params
-
-
-def test_end_session_url() -> None:
-    params = end_session_params(
-        CLIENT, id_token_hint="id.tok.en", post_logout_redirect_uri="https://proxy.example.com/bye?x=1&y=2"
-    )
-
-    url = end_session_url("https://idp.example.com/logout", params)
-
-    assert url.startswith("https://idp.example.com/logout?")
-    assert query(url) == {
-        "client_id": ["proxy"],
-        "post_logout_redirect_uri": ["https://proxy.example.com/bye?x=1&y=2"],
-        "id_token_hint": ["id.tok.en"],
-    }
-
-
-def test_end_session_url_keeps_the_endpoint_query() -> None:
-    url = end_session_url("https://idp.example.com/logout?ui_locales=de", {"client_id": "proxy"})
-
-    assert urlsplit(url).path == "/logout"
-    assert query(url) == {"ui_locales": ["de"], "client_id": ["proxy"]}
 
 
 # --- token response --------------------------------------------------------------------------
