@@ -24,9 +24,11 @@ from .keys import (
     PROVIDER_HTTP,
     ROUTER,
     RULES,
+    SERVER_TLS,
     SETTINGS,
     STORE,
     TEMPLATES,
+    TRUST,
     UPSTREAM_HTTP,
 )
 from .metrics import InstrumentedBackend, Metrics, expose, flush_ctx, listener_ctx
@@ -42,6 +44,8 @@ from .sessions.invalidation import Invalidation
 from .sessions.memory_store import MemoryBackend
 from .sessions.redis_store import RedisBackend, pubsub_backend
 from .sessions.store import SessionStore
+from .tls import ServerTls, client_ssl, server_tls_ctx, warn_insecure
+from .trusted_proxies import Trust
 from .upstream_pool import FreshConnector, UpstreamResponse
 
 log = logging.getLogger(__name__)
@@ -52,7 +56,9 @@ BackendFactory = Callable[[Settings], Backend]
 def default_backend(settings: Settings) -> Backend:
     if settings.session.store == "memory":
         return MemoryBackend()
-    return RedisBackend.from_url(settings.session.redis_url.get_secret_value())
+    return RedisBackend.from_url(
+        settings.session.redis_url.get_secret_value(), tls=settings.session.redis_tls
+    )
 
 
 def _store_ctx(make_backend: BackendFactory) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -82,7 +88,8 @@ async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
     if settings.store != "redis" or settings.cache_max_age is None:
         yield
         return
-    pubsub = pubsub_backend(settings.redis_url.get_secret_value(), timeout=2)  # standalone, Sentinel, Cluster
+    # standalone, Sentinel, Cluster
+    pubsub = pubsub_backend(settings.redis_url.get_secret_value(), timeout=2, tls=settings.redis_tls)
     invalidation = Invalidation(pubsub.plain, SessionCache(settings.cache_max_age))
     app[STORE].invalidation = invalidation
     feed = asyncio.ensure_future(invalidation.run())
@@ -99,6 +106,7 @@ async def provider_ctx(app: web.Application) -> AsyncIterator[None]:
         timeout=aiohttp.ClientTimeout(total=settings.provider.timeout),
         cookie_jar=aiohttp.DummyCookieJar(),
         headers={"User-Agent": "auth-proxy"},
+        connector=aiohttp.TCPConnector(ssl=client_ssl(settings.provider)),  # ca_file, or verified
     )
     provider = Provider(settings.provider.issuer_url, http)
     app[PROVIDER_HTTP] = http
@@ -147,7 +155,17 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
         app[TEMPLATES] = Templates(settings.pages.templates_dir, provider_name)
     except TemplateError as exc:
         raise ConfigError(f"invalid configuration:\n  pages.templates_dir: {exc}") from None
-    app.cleanup_ctx.extend([_store_ctx(backend), cache_ctx, provider_ctx, upstream_ctx])
+    app[TRUST] = Trust(settings.server.trusted_networks, settings.server.forwarded_header)
+    if settings.server.trust_forwarded_headers:
+        log.warning(
+            "server.trust_forwarded_headers is deprecated and believes forwarding headers from ANY "
+            "peer: set server.trusted_proxies to your front proxies' addresses instead",
+            extra={"event": "deprecated", "key": "server.trust_forwarded_headers"},
+        )
+    if settings.server.tls_cert_file is not None:
+        app[SERVER_TLS] = ServerTls(settings.server)  # checked at load: ConfigError named the key
+    warn_insecure(app)
+    app.cleanup_ctx.extend([_store_ctx(backend), cache_ctx, provider_ctx, upstream_ctx, server_tls_ctx])
     app.cleanup_ctx.append(listener_ctx)  # /metrics on server.metrics_listen, if set
     app.cleanup_ctx.append(flush_ctx)
 

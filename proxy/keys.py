@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from .routing import Router
     from .sessions.base import Session
     from .sessions.store import SessionStore
+    from .tls import ServerTls
+    from .trusted_proxies import RemoteClient, Trust
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 COOKIES: web.AppKey[CookieCodec] = web.AppKey("cookies")
@@ -38,7 +40,13 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 """This app's Prometheus registry and metrics (never a process-global registry)."""
 UPSTREAM_HTTP: web.AppKey[ClientSession] = web.AppKey("upstream_http")
 """Client for upstream traffic: no total timeout, no decompression, streams."""
+TRUST: web.AppKey[Trust] = web.AppKey("trust")
+"""``server.trusted_proxies``: whose forwarding headers are believed."""
+SERVER_TLS: web.AppKey[ServerTls] = web.AppKey("server_tls")
+"""The listener's TLS context and its certificate files (set only with ``server.tls_cert_file``)."""
 
 SESSION: web.RequestKey[Session | None] = web.RequestKey("session")
 """The request's session as loaded by ``sessions.request.current_session`` (``None``: signed out)."""
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
+CLIENT: web.RequestKey[RemoteClient] = web.RequestKey("client")
+"""Who sent the request (``trusted_proxies.Trust.resolve``), once worked out (``handlers.context.client``)."""

@@ -36,6 +36,7 @@ from aiohttp import web
 from . import dispatch
 from .app import create_app, hot_paths
 from .config import Settings
+from .keys import SERVER_TLS
 from .limits import guard_heads, quiet_parser_errors, runner_options
 from .logs import AccessLogger, setup_logging
 
@@ -105,7 +106,11 @@ async def _run(settings: Settings, app: web.Application, reuse_port: bool) -> No
         dispatch.install(runner, hot_paths(settings))
         assert runner.server is not None
         guard_heads(runner.server, server.header_read_timeout)
-        await web.TCPSite(runner, server.host, server.port, reuse_port=reuse_port or None).start()
+        tls = app.get(SERVER_TLS)  # HTTPS, the certificate reloaded when its files change (proxy.tls)
+        await web.TCPSite(
+            runner, server.host, server.port, reuse_port=reuse_port or None,
+            ssl_context=tls.context if tls is not None else None,
+        ).start()  # fmt: skip
         await asyncio.Event().wait()  # until SIGTERM / SIGINT
     finally:
         await runner.cleanup()

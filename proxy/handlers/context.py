@@ -6,8 +6,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from ..keys import SETTINGS
+from ..keys import CLIENT, SETTINGS, TRUST
 from ..redirects import origin
+from ..trusted_proxies import RemoteClient
 
 CSRF_FIELD = "csrf"
 """The form field of a POST (sign-out, ending a session) that carries the CSRF token."""
@@ -15,13 +16,20 @@ CSRF_HEADER = "X-CSRF-Token"
 """The header that may carry it instead (scripts)."""
 
 
+def client(request: web.Request) -> RemoteClient:
+    """Who sent the request: the peer, or the right-most untrusted hop behind a trusted proxy
+    (``server.trusted_proxies``); worked out once per request."""
+    found = request.get(CLIENT)
+    if found is None:
+        found = request.app[TRUST].resolve(request.remote, request.headers)
+        request[CLIENT] = found
+    return found
+
+
 def own_origin(request: web.Request) -> str:
-    settings = request.app[SETTINGS]
-    scheme, host = request.scheme, request.host
-    if settings.server.trust_forwarded_headers:
-        scheme = request.headers.get("X-Forwarded-Proto", scheme).split(",")[0].strip() or scheme
-        host = request.headers.get("X-Forwarded-Host", host).split(",")[0].strip() or host
-    return origin(scheme, host)
+    """This proxy's origin as the browser sees it (a trusted proxy's X-Forwarded-Proto/-Host)."""
+    who = client(request)
+    return origin(who.scheme or request.scheme, who.host or request.host)
 
 
 def prefix(request: web.Request) -> str:
@@ -41,9 +49,5 @@ def provider_start_url(request: web.Request, rd: str) -> str:
 
 
 def client_ip(request: web.Request) -> str:
-    """The browser's address: the first X-Forwarded-For hop behind a trusted proxy, else the peer."""
-    if request.app[SETTINGS].server.trust_forwarded_headers:
-        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
-        if forwarded:
-            return forwarded
-    return request.remote or ""
+    """The browser's address (see :func:`client`)."""
+    return client(request).ip
