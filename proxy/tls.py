@@ -10,8 +10,9 @@ turns verification off for one target only, is logged as a warning at start-up a
 The server context is one ``ssl.SSLContext`` for the process's lifetime: ``load_cert_chain`` on it
 again replaces the certificate for every handshake from then on (connections already open keep
 theirs). A task owned by the app's cleanup context looks at the files every
-``server.tls_reload_interval``; a pair that doesn't load (cert-manager writes the two files one after
-the other) is logged and tried again at the next look, the old certificate staying in use meanwhile.
+``server.tls_reload_interval``; a new pair is tried on a scratch context first, and a pair that
+doesn't load (cert-manager writes the two files one after the other) is logged and tried again at
+the next look, the old certificate staying in use meanwhile.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import contextlib
 import logging
 import os
 import ssl
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -104,7 +106,7 @@ class ServerTls:
         if stamp is None or stamp == self._stamp:
             return False
         try:
-            self.context.load_cert_chain(str(self.cert), str(self.key))
+            self._load_checked()
         except (OSError, ssl.SSLError) as exc:
             log.warning(
                 "TLS certificate files changed but don't load (yet): %s; keeping the previous one",
@@ -115,6 +117,19 @@ class ServerTls:
         self.reloads += 1
         log.info("TLS certificate reloaded", extra={"event": "tls_reloaded", "cert_file": str(self.cert)})
         return True
+
+    def _load_checked(self) -> None:
+        """Load the pair into the live context only once it loads into a scratch one: a failed
+        ``load_cert_chain`` can leave the new certificate installed with the old key (every
+        handshake would then fail). Both are loaded from one private copy of the files, so a
+        rotation between the two loads can't mix them."""
+        with tempfile.TemporaryDirectory(prefix="auth-proxy-tls-") as directory:
+            cert, key = Path(directory, "cert.pem"), Path(directory, "key.pem")
+            key.touch(mode=0o600)
+            key.write_bytes(self.key.read_bytes())
+            cert.write_bytes(self.cert.read_bytes())
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(str(cert), str(key))
+            self.context.load_cert_chain(str(cert), str(key))
 
     async def watch(self) -> None:
         while True:
