@@ -26,13 +26,16 @@ import logging
 import shutil
 import ssl
 import subprocess
+import sys
 import tempfile
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from aiohttp import web
 from yarl import URL
 
@@ -42,7 +45,7 @@ from proxy.config.tls import RedisTlsConfig
 from proxy.errors import StoreUnavailable
 from proxy.keys import METRICS, PROVIDER, SERVER_TLS
 from proxy.sessions.redis_store import RedisBackend
-from tests.conftest import COOKIE_SECRET, ProxyFactory
+from tests.conftest import COOKIE_SECRET, ROOT, ProxyFactory
 from tests.support.browser import navigate
 from tests.support.certs import CA, Pair, der_serial, serial_of
 from tests.support.fake_provider import FakeProvider
@@ -409,3 +412,45 @@ def test_tls_min_version_from_yaml_float(pki: dict[str, Any], tmp_path: Path) ->
 
 
 _ = web  # aiohttp's web is imported for the type of apps built here
+
+
+def test_the_process_serves_https(pki: dict[str, Any], tmp_path: Path, tls_redis: int) -> None:
+    """``python -m proxy`` with two workers (spawned: the settings are pickled) over TLS, and Redis
+    over TLS; an insecure_skip_verify upstream is warned about in its log."""
+    port, server, client = free_port(), pki["server"], pki["client"]
+    config = {
+        "server": {
+            "listen": f"127.0.0.1:{port}",
+            "tls_cert_file": str(server.cert),
+            "tls_key_file": str(server.key),
+        },
+        "provider": {
+            "issuer_url": f"http://127.0.0.1:{free_port()}/x",
+            "client_id": "p",
+            "client_secret": "s",
+        },
+        "cookie": {"secret": COOKIE_SECRET},
+        "session": {
+            "redis_url": f"rediss://127.0.0.1:{tls_redis}/0",
+            "redis_tls": {
+                "ca_file": str(pki["ca"].file),
+                "client_cert": str(client.cert),
+                "client_key": str(client.key),
+            },
+        },
+        "upstreams": [{"prefix": "/", "url": "https://127.0.0.1:1", "insecure_skip_verify": True}],
+    }
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "proxy", "--config", str(path), "--workers", "2"]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_port(port, timeout=30)
+        context = ssl.create_default_context(cafile=str(pki["ca"].file))
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/ping", timeout=5, context=context) as answer:
+            assert answer.status == 200
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=40)
+    assert "TLS certificate verification is OFF for upstream /" in err, err[-2000:]
+    assert "Traceback" not in err, err[-3000:]
