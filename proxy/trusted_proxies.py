@@ -150,9 +150,15 @@ class Trust:
         self.networks = tuple(networks)
         self.header = header
         self.trusts = functools.lru_cache(maxsize=4096)(self._trusts)
+        self.trusts_peer = functools.lru_cache(maxsize=4096)(self._trusts_peer)
 
     def _trusts(self, address: IPAddress | None) -> bool:
         return address is not None and any(address in net for net in self.networks)
+
+    def _trusts_peer(self, remote: str | None) -> bool:
+        """Whether a TCP peer may speak for others: always when no proxies are listed (nothing is
+        configured to tell them apart), else only a listed one."""
+        return not self.networks or self.trusts(parse_address(remote or ""))
 
     def resolve(self, remote: str | None, headers: CIMultiDictProxy[str]) -> RemoteClient:
         peer = remote or ""

@@ -27,8 +27,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from .. import pages
 from ..authz import Rules, first_denial
 from ..forward_headers import identity_headers
-from ..fronts import FrontConflict, Original, read_original
-from ..keys import RULES, SETTINGS
+from ..fronts import NOTHING, FrontConflict, Original, read_original
+from ..keys import RULES, SETTINGS, TRUST
 from ..redirects import safe_redirect
 from ..sessions.base import Identity
 from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, skip_auth
@@ -39,7 +39,11 @@ log = logging.getLogger(__name__)
 
 def original(request: web.Request) -> Original:
     """The original request as the configured front (``auth_request.front``) reports it;
-    :class:`FrontConflict` when it carries conflicting copies of the front's headers."""
+    :class:`FrontConflict` when it carries conflicting copies of the front's headers. With
+    ``server.trusted_proxies`` set, only a peer in them is the front: anyone else is told nothing
+    about (no public route, no redirect), as with ``front: none``."""
+    if not request.app[TRUST].trusts_peer(request.remote):
+        return NOTHING
     return read_original(request.app[SETTINGS].auth_request.front, request.headers)
 
 

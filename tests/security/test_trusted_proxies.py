@@ -30,7 +30,8 @@ client (the spoofed part dropped), Forwarded and X-Real-IP never pass, the acces
 record name the client, and ``upstreams[].trusted_ips`` passes only on the real client address:
 a spoofed XFF from an untrusted peer, a trusted address behind an untrusted hop or a chain ending in
 garbage all still need a session; a passed request carries no identity headers (the client's copies
-stripped) and is counted and logged.
+stripped) and is counted and logged. /oauth/auth reads auth_request.front's headers only from a trusted
+peer once trusted_proxies is set (else no public route and no redirect, as with front: none).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from proxy.config import ConfigError, load_settings
 from proxy.keys import METRICS
 from proxy.trusted_proxies import ForwardedHeader, Trust, parse_address, parse_forwarded, parse_network
 from tests.conftest import ProxyFactory
+from tests.security.test_front_headers import ask, front_headers
 from tests.support.browser import navigate, new_browser
 from tests.support.fake_provider import FakeProvider
 from tests.test_logs import access_lines
@@ -389,3 +391,21 @@ async def test_session_record_and_access_log_name_the_client(
 def test_forwarded_header_literal() -> None:
     header: ForwardedHeader = "forwarded"
     assert Trust([], header).resolve("1.2.3.4", headers(("Forwarded", "for=5.6.7.8"))).ip == "1.2.3.4"
+
+
+@pytest.mark.parametrize(("trusted", "public"), [(["10.0.0.0/8"], False), (["127.0.0.1"], True), ([], True)])
+async def test_auth_request_front_must_be_a_trusted_proxy(
+    make_proxy: ProxyFactory, fake_provider: FakeProvider, trusted: list[str], public: bool
+) -> None:
+    """/oauth/auth reads the front's headers (auth_request.front) only from a trusted proxy once
+    trusted_proxies is set (the tests' peer is 127.0.0.1); others are told nothing, as with front: none."""
+    proxy = await make_proxy(
+        issuer=fake_provider.issuer,
+        authorization={"skip_auth_routes": ["GET=^/public$"]},
+        auth_request={"front": "nginx"},
+        server={"trusted_proxies": trusted},
+    )
+    r = await ask(proxy, front_headers("nginx", "GET", "/public"))
+    assert r.status == (202 if public else 401)
+    redirect = await ask(proxy, front_headers("nginx", "GET", "/private"), "?redirect=1")
+    assert redirect.status == (302 if public else 401)
