@@ -132,6 +132,17 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     await http.close()
 
 
+async def startup_warnings(app: web.Application) -> None:
+    """What an operator must not miss: verification turned off, a deprecated trust-everyone key."""
+    warn_insecure(app)
+    if app[SETTINGS].server.trust_forwarded_headers:
+        log.warning(
+            "server.trust_forwarded_headers is deprecated and believes forwarding headers from ANY "
+            "peer: set server.trusted_proxies to your front proxies' addresses instead",
+            extra={"event": "deprecated", "key": "server.trust_forwarded_headers"},
+        )
+
+
 def hot_paths(settings: Settings) -> tuple[str, ...]:
     """The paths answered ahead of the router (``proxy.dispatch``): the auth subrequest, which a
     front proxy sends for each request it serves."""
@@ -156,15 +167,9 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
     except TemplateError as exc:
         raise ConfigError(f"invalid configuration:\n  pages.templates_dir: {exc}") from None
     app[TRUST] = Trust(settings.server.trusted_networks, settings.server.forwarded_header)
-    if settings.server.trust_forwarded_headers:
-        log.warning(
-            "server.trust_forwarded_headers is deprecated and believes forwarding headers from ANY "
-            "peer: set server.trusted_proxies to your front proxies' addresses instead",
-            extra={"event": "deprecated", "key": "server.trust_forwarded_headers"},
-        )
     if settings.server.tls_cert_file is not None:
         app[SERVER_TLS] = ServerTls(settings.server)  # checked at load: ConfigError named the key
-    warn_insecure(app)
+    app.on_startup.append(startup_warnings)  # once logging is set up, in every worker
     app.cleanup_ctx.extend([_store_ctx(backend), cache_ctx, provider_ctx, upstream_ctx, server_tls_ctx])
     app.cleanup_ctx.append(listener_ctx)  # /metrics on server.metrics_listen, if set
     app.cleanup_ctx.append(flush_ctx)

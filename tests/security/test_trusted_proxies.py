@@ -409,3 +409,14 @@ async def test_auth_request_front_must_be_a_trusted_proxy(
     assert r.status == (202 if public else 401)
     redirect = await ask(proxy, front_headers("nginx", "GET", "/private"), "?redirect=1")
     assert redirect.status == (302 if public else 401)
+
+
+async def test_deprecated_key_is_warned_at_start_up(
+    make_proxy: ProxyFactory, fake_provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="proxy"):
+        await make_proxy(issuer=fake_provider.issuer, server={"trust_forwarded_headers": True})
+    assert any(
+        getattr(r, "event", None) == "deprecated" and "server.trusted_proxies" in r.getMessage()
+        for r in caplog.records
+    )
