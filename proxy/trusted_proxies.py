@@ -56,10 +56,21 @@ def parse_network(value: str) -> Network:
         raise ValueError(f"{value!r} is not an IP network such as 10.0.0.0/8 or fd00::/8") from None
 
 
+MAX_HOPS = 32
+"""Addresses walked right to left at most; a longer run of trusted proxies ends the walk there,
+uncertain (a chain that long is no deployment's, and each hop costs a parse)."""
+
+
 def parse_address(text: str) -> IPAddress | None:
     """An address as proxies write it (``1.2.3.4``, ``1.2.3.4:5678``, ``2001:db8::1``,
-    ``[2001:db8::1]:443``); ``None`` for anything else."""
+    ``[2001:db8::1]:443``); ``None`` for anything else. Memoised (the same clients and proxies come
+    back with every request), only for text short enough to be an address."""
     text = text.strip(" \t")
+    return _parse_address(text) if len(text) <= 64 else None
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_address(text: str) -> IPAddress | None:
     if text.startswith("["):
         inner, sep, rest = text[1:].partition("]")
         if not sep or (rest and not (rest[:1] == ":" and _PORT.fullmatch(rest[1:]))):
@@ -170,8 +181,7 @@ class Trust:
         if self.header == "forwarded":
             return self._from_forwarded(peer, headers)
         hops = [h for v in headers.getall("X-Forwarded-For", ()) for h in v.split(",")]
-        hops = [h.strip(" \t") for h in hops if h.strip(" \t")]
-        ip, certain, chain = self._walk(peer, hops)
+        ip, certain, chain = self._walk(peer, [h for h in hops if h.strip(" \t")])
         scheme = _scheme(_last(headers.getall("X-Forwarded-Proto", [])))
         return RemoteClient(
             ip, peer, certain, chain, scheme, _host(_last(headers.getall("X-Forwarded-Host", []))), True
@@ -179,15 +189,18 @@ class Trust:
 
     def _walk(self, peer: str, hops: list[str]) -> tuple[str, bool, tuple[str, ...]]:
         """(client, certain, chain from the client on) for the hops left of a trusted ``peer``."""
-        chain = [peer]
+        walked = [peer]  # right to left
+        certain = True
         for hop in reversed(hops):
-            address = parse_address(hop)
-            if address is None:
-                return chain[0], False, tuple(chain)
-            chain.insert(0, str(address))
+            address = parse_address(hop.strip(" \t"))
+            if address is None or len(walked) > MAX_HOPS:
+                certain = False
+                break
+            walked.append(str(address))
             if not self.trusts(address):
-                return chain[0], True, tuple(chain)
-        return chain[0], True, tuple(chain)  # every hop a trusted proxy: the left-most is the client
+                break
+        # else: every hop a trusted proxy: the left-most is the client
+        return walked[-1], certain, tuple(reversed(walked))
 
     def _from_forwarded(self, peer: str, headers: CIMultiDictProxy[str]) -> RemoteClient:
         values = headers.getall("Forwarded", [])

@@ -15,6 +15,7 @@ not an address (never enough for ``trusted_ips``).
       "010.0.0.1" (leading zero), "fe80::1%eth0" (zone), full-width digits, "1.2.3.4.5",
       "[1.2.3.4]", "1.2.3.4:x"                                                     → the trusted hop
                                                                                      right of it, uncertain
+  more than 32 trusted hops in a row, an entry over 64 bytes                      → uncertain
   garbage left of the client ("garbage, <client>")                                 → <client>, certain
   ports and brackets ("<client>:5555", "[2001:db8::7]:443"), IPv4-mapped ::ffff:10.0.0.5 (trusted),
       an IPv4-mapped peer                                                          → read as addresses
@@ -107,6 +108,14 @@ XFF_CASES: list[tuple[str, str, list[tuple[str, str]], str, bool]] = [
     ("IPv4-mapped peer", "::ffff:10.0.0.2", [("X-Forwarded-For", C)], C, True),
     ("trusted IPv6 peer", "fd00::2", [("X-Forwarded-For", C)], C, True),
     ("Forwarded not configured", PEER, [("Forwarded", f"for={C}")], PEER, True),
+    (
+        "a run of 40 trusted hops",
+        PEER,
+        [("X-Forwarded-For", ", ".join([C] + ["10.0.0.1"] * 40))],
+        "10.0.0.1",
+        False,
+    ),
+    ("a 100-byte entry", PEER, [("X-Forwarded-For", "1" * 100)], PEER, False),
 ]
 
 
