@@ -454,3 +454,60 @@ def test_the_process_serves_https(pki: dict[str, Any], tmp_path: Path, tls_redis
         _, err = proc.communicate(timeout=40)
     assert "TLS certificate verification is OFF for upstream /" in err, err[-2000:]
     assert "Traceback" not in err, err[-3000:]
+
+
+@pytest.fixture(scope="module")
+def tls_sentinel(pki: dict[str, Any]) -> Iterator[int]:
+    """A TLS-only master and a TLS-only Sentinel watching it (tls-replication: the Sentinel speaks
+    TLS to the master too)."""
+    workdir = Path(tempfile.mkdtemp(prefix="auth-proxy-sentinel-tls-"))
+    master, sentinel = free_port(), free_port()
+    server: Pair = pki["server"]
+    tls = [f"tls-cert-file {server.cert}", f"tls-key-file {server.key}", f"tls-ca-cert-file {pki['ca'].file}",
+           "tls-auth-clients no", "tls-replication yes"]  # fmt: skip
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    (workdir / "master.conf").write_text("\n".join(["port 0", f"tls-port {master}", "bind 127.0.0.1",
+                                                    'save ""', f"dir {workdir}", *tls]) + "\n")  # fmt: skip
+    (workdir / "sentinel.conf").write_text("\n".join(["port 0", f"tls-port {sentinel}", "bind 127.0.0.1",
+        f"dir {workdir}", *tls, f"sentinel monitor mymaster 127.0.0.1 {master} 1"]) + "\n")  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [binary, str(workdir / "master.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        ),
+        subprocess.Popen(
+            [binary, str(workdir / "sentinel.conf"), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),  # fmt: skip
+    ]
+    try:
+        wait_port(master)
+        wait_port(sentinel)
+        yield sentinel
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def test_redis_sentinel_over_tls(tls_sentinel: int, pki: dict[str, Any]) -> None:
+    url = f"rediss+sentinel://127.0.0.1:{tls_sentinel}/mymaster/0"
+    backend = RedisBackend.from_url(url, tls=_redis_tls(pki))
+    try:
+        for _ in range(100):  # the Sentinel learns about its master within a moment
+            try:
+                await backend.ping()
+                break
+            except StoreUnavailable:
+                await asyncio.sleep(0.1)
+        await backend.set("k", b"v", 10)
+        assert await backend.get("k") == b"v"
+    finally:
+        await backend.close()
+    wrong = RedisBackend.from_url(url, tls=_redis_tls(pki, "other"), retries=0)
+    try:
+        with pytest.raises(StoreUnavailable):
+            await wrong.ping()
+    finally:
+        await wrong.close()
