@@ -9,6 +9,7 @@ upstream: nginx over TLS, and with mutual TLS (ssl_verify_client on)
 Redis: redis-server --tls-port, --tls-auth-clients yes
     rediss:// + ca_file + client cert             → PING answers, /ready 200 with the proxy on it
     another CA, or no client cert                  → StoreUnavailable (503: fail closed)
+    rediss+sentinel:// to a TLS-only Sentinel and master → works; another CA → StoreUnavailable
 provider: the fake provider served over HTTPS (not Keycloak itself)
     ca_file                                        → discovery succeeds, a browser signs in
     another CA                                     → discovery fails, /ready 503, the reason logged
