@@ -28,12 +28,14 @@ from .keys import (
     REPLAY,
     ROUTER,
     RULES,
+    SERVER_TLS,
     SESSION,
     SETTINGS,
     STORE,
     STORE_CONNECTION,
     TASKS,
     TEMPLATES,
+    TRUST,
     UPSTREAM_HTTP,
 )
 from .metrics import expose, flush_ctx, instrument, listener_ctx
@@ -54,6 +56,8 @@ from .sessions.redis_store import RedisBackend, pubsub_backend
 from .sessions.refresh import Refresher
 from .sessions.store import SessionStore
 from .tasks import Tasks
+from .tls import ServerTls, client_ssl, warn_insecure
+from .trusted_proxies import Trust
 from .upstream_pool import FreshConnector, UpstreamResponse
 
 log = logging.getLogger(__name__)
@@ -64,7 +68,9 @@ BackendFactory = Callable[[Settings], Backend]
 def default_backend(settings: Settings) -> Backend:
     if settings.session.store == "memory":
         return MemoryBackend()
-    return RedisBackend.from_url(settings.session.redis_url.get_secret_value())
+    return RedisBackend.from_url(
+        settings.session.redis_url.get_secret_value(), tls=settings.session.redis_tls
+    )
 
 
 def _store_ctx(make_backend: BackendFactory) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -106,7 +112,8 @@ async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
     if settings.store != "redis" or settings.cache_max_age is None:
         yield
         return
-    pubsub = pubsub_backend(settings.redis_url.get_secret_value(), timeout=2)  # standalone, Sentinel, Cluster
+    # standalone, Sentinel, Cluster
+    pubsub = pubsub_backend(settings.redis_url.get_secret_value(), timeout=2, tls=settings.redis_tls)
     invalidation = Invalidation(pubsub.plain, SessionCache(settings.cache_max_age))
     app[STORE].invalidation = invalidation
     feed = app[TASKS].spawn(invalidation.run(), name="session-invalidation")
@@ -122,6 +129,7 @@ async def provider_ctx(app: web.Application) -> AsyncIterator[None]:
         timeout=aiohttp.ClientTimeout(total=settings.provider.timeout),
         cookie_jar=aiohttp.DummyCookieJar(),
         headers={"User-Agent": "auth-proxy"},
+        connector=aiohttp.TCPConnector(ssl=client_ssl(settings.provider)),  # ca_file, or verified
     )
     provider = Provider(settings.provider.issuer_url, http)
     app[PROVIDER_HTTP] = http
@@ -151,6 +159,28 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     await http.close()
 
 
+async def server_tls_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Watches the listener's certificate files (when the server serves TLS)."""
+    tls = app.get(SERVER_TLS)
+    if tls is None:
+        yield
+        return
+    watch = app[TASKS].spawn(tls.watch(), name="server-tls-reload")
+    yield
+    await app[TASKS].cancel(watch)
+
+
+async def startup_warnings(app: web.Application) -> None:
+    """What an operator must not miss: verification turned off, a deprecated trust-everyone key."""
+    warn_insecure(app[SETTINGS], app[METRICS])
+    if app[SETTINGS].server.trust_forwarded_headers:
+        log.warning(
+            "server.trust_forwarded_headers is deprecated and believes forwarding headers from ANY "
+            "peer: set server.trusted_proxies to your front proxies' addresses instead",
+            extra={"event": "deprecated", "key": "server.trust_forwarded_headers"},
+        )
+
+
 def create_app(settings: Settings, *, backend: BackendFactory = default_backend) -> web.Application:
     prefix = settings.server.proxy_prefix
     app = web.Application()
@@ -168,7 +198,13 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
         app[TEMPLATES] = Templates(settings.pages.templates_dir, provider_name)
     except TemplateError as exc:
         raise ConfigError(f"invalid configuration:\n  pages.templates_dir: {exc}") from None
-    app.cleanup_ctx.extend([tasks_ctx, _store_ctx(backend), cache_ctx, provider_ctx, upstream_ctx])
+    app[TRUST] = Trust(settings.server.trusted_networks, settings.server.forwarded_header)
+    if settings.server.tls_cert_file is not None:
+        app[SERVER_TLS] = ServerTls(settings.server)  # checked at load: ConfigError named the key
+    app.on_startup.append(startup_warnings)  # once logging is set up, in every worker
+    app.cleanup_ctx.extend(
+        [tasks_ctx, _store_ctx(backend), cache_ctx, provider_ctx, upstream_ctx, server_tls_ctx]
+    )
     app.cleanup_ctx.append(listener_ctx)  # /metrics on server.metrics_listen, if set
     app.cleanup_ctx.append(flush_ctx)
 

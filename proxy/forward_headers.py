@@ -1,7 +1,8 @@
 """What goes upstream and what comes back, header by header: hop-by-hop headers dropped (and those a
 ``Connection`` header lists), identity headers a client sent dropped before ours are added (also when
-spelled with underscores), forwarding headers believed only from a trusted front proxy, our own cookies
-kept from the upstream, control characters kept out of header values.
+spelled with underscores), forwarding headers replaced by what the proxy believes
+(``proxy.trusted_proxies``), our own cookies kept from the upstream, control characters kept out of
+header values.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from multidict import CIMultiDict
 
 from .identity import Identity
 from .keys import REQUEST_ID
+from .trusted_proxies import RemoteClient
 
 if TYPE_CHECKING:
     from .routing import Upstream
@@ -39,11 +41,11 @@ IDENTITY_HEADERS = (
 """What the upstream may trust; any copy a client sends is dropped before ours are added."""
 _SPOOFABLE = frozenset(h.lower() for h in IDENTITY_HEADERS)
 _SPOOFABLE_PREFIXES = ("x-auth-request-",)
-_FORWARDING = frozenset(
-    ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix",
-     "x-real-ip", "forwarded")
-)  # fmt: skip
-"""Believed only from a trusted front proxy (``server.trust_forwarded_headers``)."""
+_FORWARDING = frozenset(("x-forwarded-port", "x-forwarded-prefix"))
+"""Passed on only from a trusted front proxy (``server.trusted_proxies``)."""
+_REPLACED = frozenset(("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip", "forwarded"))
+"""Never passed on as sent: the upstream gets X-Forwarded-For/-Proto/-Host as the proxy reads them
+(from the client on, so that an upstream reading the left-most address reads ours)."""
 
 
 def _connection_listed(headers: Iterable[tuple[str, str]]) -> set[str]:
@@ -111,7 +113,7 @@ def upstream_request_headers(
     identity: Identity | None,
     *,
     drop_cookies: frozenset[str],
-    trust_forwarded: bool,
+    client: RemoteClient,
     scheme: str,
     host: str,
     max_groups_bytes: int | None = 2048,
@@ -125,7 +127,7 @@ def upstream_request_headers(
         norm = low.replace("_", "-")
         if low in HOP_BY_HOP or low in listed or norm in _SPOOFABLE or norm.startswith(_SPOOFABLE_PREFIXES):
             continue
-        if norm in _FORWARDING and (not trust_forwarded or low != norm):
+        if norm in _REPLACED or (norm in _FORWARDING and (not client.trusted_peer or low != norm)):
             continue
         if low == "host" and not upstream.pass_host_header:
             continue
@@ -134,9 +136,7 @@ def upstream_request_headers(
             if not value:
                 continue
         out.add(name, value)
-    remote = request.remote or ""
-    prior = out.popall("X-Forwarded-For", [])
-    out["X-Forwarded-For"] = ", ".join([*prior, remote]) if prior else remote
+    out["X-Forwarded-For"] = ", ".join(client.chain)
     out["X-Forwarded-Proto"] = scheme
     out["X-Forwarded-Host"] = host
     out.popall("X-Request-ID", None)  # the client's, if it was unfit, was replaced by request_context

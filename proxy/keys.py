@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from .sessions.refresh import Refresher
     from .sessions.store import SessionStore
     from .tasks import Tasks
+    from .tls import ServerTls
+    from .trusted_proxies import RemoteClient, Trust
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 COOKIES: web.AppKey[CookieCodec] = web.AppKey("cookies")
@@ -56,7 +58,13 @@ UPSTREAM_HTTP: web.AppKey[ClientSession] = web.AppKey("upstream_http")
 """Client for upstream traffic: no total timeout, no decompression, streams."""
 TASKS: web.AppKey[Tasks] = web.AppKey("tasks")
 """The application's background tasks (``proxy.tasks``), cancelled at its cleanup."""
+TRUST: web.AppKey[Trust] = web.AppKey("trust")
+"""``server.trusted_proxies``: whose forwarding headers are believed."""
+SERVER_TLS: web.AppKey[ServerTls] = web.AppKey("server_tls")
+"""The listener's TLS context and its certificate files (set only with ``server.tls_cert_file``)."""
 
 SESSION: web.RequestKey[Session | None] = web.RequestKey("session")
 """The request's session as loaded by ``sessions.request.current_session`` (``None``: signed out)."""
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
+CLIENT: web.RequestKey[RemoteClient] = web.RequestKey("client")
+"""Who sent the request (``trusted_proxies.Trust.resolve``), once worked out (``handlers.common.client``)."""

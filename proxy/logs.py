@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from .keys import REQUEST_ID, SESSION
+from .keys import CLIENT, REQUEST_ID, SESSION, TRUST
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -76,19 +76,23 @@ class AccessLogger(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, duration: float) -> None:
         session = request.get(SESSION)
-        self.logger.info(
-            "request",
-            extra={
-                "request_id": request.get(REQUEST_ID, "-"),
-                "method": request.method,
-                "path": request.path,
-                "status": response.status,
-                "duration_ms": round(duration * 1000, 2),
-                "sub": session.identity.sub if session is not None else None,
-                "remote": request.remote,
-                "at": round(time.time(), 3),
-            },
-        )
+        client = request.get(CLIENT)
+        if client is None and isinstance(request, web.Request) and TRUST in request.app:
+            client = request.app[TRUST].resolve(request.remote, request.headers)
+        remote = client.ip if client is not None else request.remote
+        extra = {
+            "request_id": request.get(REQUEST_ID, "-"),
+            "method": request.method,
+            "path": request.path,
+            "status": response.status,
+            "duration_ms": round(duration * 1000, 2),
+            "sub": session.identity.sub if session is not None else None,
+            "remote": remote,
+            "at": round(time.time(), 3),
+        }
+        if remote != request.remote:
+            extra["peer"] = request.remote  # a trusted proxy's address
+        self.logger.info("request", extra=extra)
 
     @property
     def enabled(self) -> bool:

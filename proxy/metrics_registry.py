@@ -96,6 +96,14 @@ class Metrics:
         self.store_errors = Counter(
             "auth_proxy_store_errors", "Session store operations that failed.", ["op"], registry=own
         )
+        self.trusted_ip_requests = Counter(
+            "auth_proxy_trusted_ip_requests", "Requests let through by upstreams[].trusted_ips, by upstream.",
+            ["upstream"], registry=own,
+        )  # fmt: skip
+        self.tls_verify_disabled = Gauge(
+            "auth_proxy_tls_verify_disabled", "1 for each target with insecure_skip_verify.", ["target"],
+            registry=own, multiprocess_mode="max",
+        )  # fmt: skip
         self.store_seconds = Histogram(
             "auth_proxy_store_operation_duration_seconds", "Time of one session store operation.",
             buckets=STORE_BUCKETS, registry=own,

@@ -10,6 +10,7 @@ paths under its prefix, judged by its rules.
 from __future__ import annotations
 
 import functools
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -19,6 +20,8 @@ from yarl import URL
 
 from .config import UpstreamConfig
 from .paths import READERS, fold_case, is_plain, readings
+from .tls import client_ssl
+from .trusted_proxies import Network
 
 CONNECT_TIMEOUT = 5.0
 
@@ -31,10 +34,16 @@ class Upstream:
     pass_host_header: bool
     case_insensitive: bool = False
     """The upstream reads paths without regard to case (IIS): the prefix matches case-folded."""
+    ssl: ssl.SSLContext | bool = True
+    """aiohttp's ``ssl=``: a context of ca_file/client_cert (``proxy.tls``), or True (system CAs)."""
+    trusted_ips: tuple[Network, ...] = ()
 
     @classmethod
     def from_config(cls, cfg: UpstreamConfig) -> Upstream:
-        return cls(cfg.prefix, URL(cfg.url), cfg.timeout, cfg.pass_host_header, cfg.case_insensitive)
+        return cls(
+            cfg.prefix, URL(cfg.url), cfg.timeout, cfg.pass_host_header, cfg.case_insensitive,
+            client_ssl(cfg), cfg.trusted_networks,
+        )  # fmt: skip
 
     @functools.cached_property
     def base(self) -> str:

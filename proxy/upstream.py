@@ -66,6 +66,12 @@ async def forward_http(
         except _BodyCut:
             log.warning("request body cut at %d bytes", max_body, extra={"event": "refused", "status": 413})
             return refusal(request, 413)
+        except aiohttp.ClientSSLError as exc:
+            log.warning(
+                "upstream TLS failed (certificate not trusted, wrong name, client certificate refused): %s",
+                exc, extra={"event": "upstream_tls", "upstream": str(upstream.url)},
+            )  # fmt: skip
+            return pages.error(request, 502, "The application is unreachable", _TRY_AGAIN)
         except _BROKEN as exc:
             log.warning("upstream unreachable: %s", type(exc).__name__, extra={"upstream": str(upstream.url)})
             return pages.error(
@@ -109,7 +115,7 @@ async def _send(
     try:
         up = await http.request(
             request.method, url, headers=headers, data=data, allow_redirects=False,
-            timeout=upstream.client_timeout,
+            timeout=upstream.client_timeout, ssl=upstream.ssl,
         )  # fmt: skip
     except (aiohttp.ClientError, OSError):
         if capped is not None and capped.cut:

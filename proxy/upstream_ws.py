@@ -2,7 +2,7 @@
 
 Upgrades are same-origin unless configured (cross-site WebSocket hijacking: a browser sends its
 cookies with an upgrade whichever page's script opened it, and no CORS check applies). ``Origin``
-must name this proxy's own origin (as the browser sees it: ``server.trust_forwarded_headers``) or one
+must name this proxy's own origin (as the browser sees it: ``server.trusted_proxies``) or one
 of ``websocket.allowed_origins``; without one (not a browser) only a bearer-token upgrade or
 ``websocket.allow_missing_origin`` passes. Refusals are 403, before the upstream is contacted.
 """
@@ -118,6 +118,7 @@ async def _relay(
             protocols=protocols,
             autoping=True,
             timeout=aiohttp.ClientWSTimeout(ws_close=5),
+            ssl=upstream.ssl,
         )
     except aiohttp.WSServerHandshakeError as exc:
         log.warning("upstream refused the websocket: %s", exc.status)

@@ -35,6 +35,7 @@ from aiohttp import web
 
 from .app import create_app
 from .config import ServerConfig, Settings
+from .keys import SERVER_TLS
 from .limits import guarded_protocols, quiet_parser_errors, runner_options
 from .logs import AccessLogger, setup_logging
 
@@ -127,11 +128,13 @@ async def listen(
     await runner.setup()
     try:
         assert runner.server is not None
+        tls = app.get(SERVER_TLS)  # HTTPS, the certificate reloaded when its files change (proxy.tls)
         listener = await asyncio.get_running_loop().create_server(
             guarded_protocols(runner.server, server.header_read_timeout),
             server.host if host is None else host,
             server.port if port is None else port,
             reuse_port=reuse_port or None,
+            ssl=tls.context if tls is not None else None,
         )
     except BaseException:
         await runner.cleanup()

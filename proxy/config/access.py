@@ -19,7 +19,9 @@ from ..fronts import Front
 from ..oidc.logout_url import check_template
 from ..origins import check_origin, origin_key
 from ..paths import SkipRoute
+from ..trusted_proxies import Network, parse_network
 from .fields import Domains, Duration, Emails, Names, _claim_paths, _http_url, _Section
+from .tls import TlsClientOptions
 
 
 class AuthorizationConfig(_Section):
@@ -108,7 +110,7 @@ class WebSocketConfig(_Section):
         return origin_key(origin) in self._keys
 
 
-class UpstreamConfig(_Section):
+class UpstreamConfig(TlsClientOptions):
     prefix: str = "/"
     url: str
     timeout: Duration = 30.0
@@ -124,6 +126,29 @@ class UpstreamConfig(_Section):
     allowed_emails: Emails | None = None
     allowed_groups: Names | None = None
     allowed_roles: Names | None = None
+    trusted_ips: list[str] = []
+    """CIDRs (or addresses) whose requests pass to this upstream without sign-in and without identity
+    headers, judged on the client address (the peer, or the right-most untrusted hop behind
+    server.trusted_proxies), never on a header an untrusted peer sent. Logged and counted."""
+
+    _trusted: tuple[Network, ...] = PrivateAttr(())
+
+    @field_validator("trusted_ips")
+    @classmethod
+    def _ips(cls, values: list[str]) -> list[str]:
+        for value in values:
+            parse_network(value)  # ValueError names the entry
+        return values
+
+    @model_validator(mode="after")
+    def _compile_upstream(self) -> UpstreamConfig:
+        self.check_tls("url", self.url.lower().startswith("https://"))
+        self._trusted = tuple(parse_network(v) for v in self.trusted_ips)
+        return self
+
+    @property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        return self._trusted
 
     @field_validator("prefix")
     @classmethod

@@ -9,8 +9,9 @@
     redis+cluster://[[user]:password@]host:6379,host2:6379
                                                    a Cluster, discovered from any of these nodes
 
-``rediss+sentinel://`` and ``rediss+cluster://`` speak TLS (system CAs). Pure parsing, no I/O: the
-configuration is checked with it at start-up. Errors never repeat the URL (it may hold a password).
+``rediss+sentinel://`` and ``rediss+cluster://`` speak TLS (the system's CAs, or ``session.redis_tls``).
+Pure parsing, no I/O: the configuration is checked with it at start-up. Errors never repeat the URL
+(it may hold a password).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def parse_redis_url(url: str) -> RedisTarget:
             "redis+cluster:// or rediss+cluster:// URL"
         )
     if scheme in STANDALONE_SCHEMES:
-        return RedisTarget("standalone", url)
+        return RedisTarget("standalone", url, ssl=scheme == "rediss")
     # urlsplit can't take "h1:1,h2:2" as a netloc's host: split the parts by hand.
     parts = urlsplit("http://" + url[len(scheme) + 3 :])
     userinfo, at, hostlist = parts.netloc.rpartition("@")

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import (
     Field,
+    PrivateAttr,
     SecretStr,
     field_validator,
     model_validator,
@@ -16,8 +17,12 @@ from pydantic_settings import (
     NoDecode,
 )
 
+from ..trusted_proxies import ForwardedHeader, Network, parse_network
 from .fields import Duration, _http_url, _read_secret, _Section
 from .redis_url import parse_redis_url
+from .tls import RedisTlsConfig, TlsClientOptions, TlsVersion, check_cert_pair
+
+TRUST_ALL = ("0.0.0.0/0", "::/0")
 
 
 class ServerConfig(_Section):
@@ -25,8 +30,22 @@ class ServerConfig(_Section):
     """host:port to listen on."""
     proxy_prefix: str = "/oauth"
     """All of the proxy's own endpoints live under it."""
+    trusted_proxies: list[str] = []
+    """CIDRs (or addresses) of the front proxies whose forwarding headers are believed: the client is
+    the right-most address of server.forwarded_header that is not one of these (proxy/trusted_proxies.py).
+    Empty: the TCP peer is the client and every forwarding header is ignored."""
+    forwarded_header: ForwardedHeader = "x-forwarded-for"
+    """Which header the trusted proxies maintain: x-forwarded-for (with X-Forwarded-Proto/-Host;
+    nginx, ingress-nginx, Traefik, cloud load balancers) or forwarded (RFC 7239). The other is ignored."""
     trust_forwarded_headers: bool = False
-    """Believe X-Forwarded-Proto/-Host/-For from the client (set true only behind a trusted proxy)."""
+    """Deprecated: true is trusted_proxies: ["0.0.0.0/0", "::/0"] (every peer; warned at start-up)."""
+    tls_cert_file: Path | None = None
+    """Serve HTTPS with this PEM certificate (chain) and tls_key_file; re-read when either changes."""
+    tls_key_file: Path | None = None
+    tls_min_version: TlsVersion = "1.2"
+    """Oldest TLS version accepted from clients: "1.2" or "1.3"."""
+    tls_reload_interval: Duration = 5.0
+    """How often the certificate files are checked for a change (cert-manager rotates them)."""
     max_header_bytes: int = Field(default=32768, ge=1024)
     """Request header fields together (names + values); more is answered 431. A single field longer
     than this is refused by the HTTP parser itself, with 400 (see proxy/limits.py)."""
@@ -64,11 +83,41 @@ class ServerConfig(_Section):
             raise ValueError(f"must be host:port, got {value!r}")
         return value
 
+    _networks: tuple[Network, ...] = PrivateAttr(())
+
     @model_validator(mode="after")
     def _metrics_port(self) -> ServerConfig:
         if self.metrics_listen is not None and self.metrics_listen == self.listen:
             raise ValueError("metrics_listen must differ from listen (null serves /metrics on listen)")
         return self
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, values: list[str]) -> list[str]:
+        for value in values:
+            parse_network(value)  # ValueError names the entry
+        return values
+
+    @model_validator(mode="after")
+    def _trust(self) -> ServerConfig:
+        if self.trust_forwarded_headers and self.trusted_proxies:
+            raise ValueError("trust_forwarded_headers is deprecated: set trusted_proxies only")
+        listed = TRUST_ALL if self.trust_forwarded_headers else self.trusted_proxies
+        self._networks = tuple(parse_network(v) for v in listed)
+        return self
+
+    @model_validator(mode="after")
+    def _tls(self) -> ServerConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set tls_cert_file and tls_key_file together")
+        if self.tls_cert_file is not None and self.tls_key_file is not None:
+            check_cert_pair(self.tls_cert_file, self.tls_key_file, ("tls_cert_file", "tls_key_file"), True)
+        return self
+
+    @property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        """``trusted_proxies`` parsed (every address with the deprecated trust_forwarded_headers)."""
+        return self._networks
 
     @field_validator("proxy_prefix")
     @classmethod
@@ -94,7 +143,7 @@ class ServerConfig(_Section):
         return host.strip("[]") or "0.0.0.0", int(port)
 
 
-class ProviderConfig(_Section):
+class ProviderConfig(TlsClientOptions):
     issuer_url: str
     """The issuer; discovery is read from <issuer>/.well-known/openid-configuration."""
     client_id: str = Field(min_length=1)
@@ -127,6 +176,11 @@ class ProviderConfig(_Section):
         if "openid" not in value:
             raise ValueError("must include 'openid'")
         return value
+
+    @model_validator(mode="after")
+    def _provider_tls(self) -> ProviderConfig:
+        self.check_tls("issuer_url", self.issuer_url.lower().startswith("https://"))
+        return self
 
     @model_validator(mode="after")
     def _secret(self) -> ProviderConfig:
@@ -205,6 +259,9 @@ class SessionConfig(_Section):
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     """redis:// (rediss://, unix://) for one server; redis+sentinel://h1:26379,h2:26379/mymaster/0 for
     the master Sentinel names; redis+cluster://h1:6379,h2:6379 for a Cluster (proxy/config/redis_url.py)."""
+    redis_tls: RedisTlsConfig | None = None
+    """For a rediss:// URL (also rediss+sentinel://, rediss+cluster://): ca_file, client_cert,
+    client_key, insecure_skip_verify (as upstreams have them). null: the system's CAs, no client cert."""
     lifetime: Duration = 8 * 3600.0
     """Absolute lifetime of a session."""
     idle_timeout: Duration | None = None
@@ -223,3 +280,11 @@ class SessionConfig(_Section):
     def _redis(cls, value: SecretStr) -> SecretStr:
         parse_redis_url(value.get_secret_value())  # ValueError names the problem, never the URL
         return value
+
+    @model_validator(mode="after")
+    def _redis_tls(self) -> SessionConfig:
+        if self.redis_tls is not None and not parse_redis_url(self.redis_url.get_secret_value()).ssl:
+            raise ValueError(
+                "redis_tls applies only to rediss://, rediss+sentinel:// and rediss+cluster:// URLs"
+            )
+        return self

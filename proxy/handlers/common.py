@@ -18,13 +18,14 @@ from aiohttp import web
 
 from .. import pages
 from ..errors import ProviderUnavailable
-from ..fronts import FrontConflict, Original, read_original
-from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE
+from ..fronts import NOTHING, FrontConflict, Original, read_original
+from ..keys import CLIENT, COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE, TRUST
 from ..metrics import record_logout
 from ..oidc.client import end_session_backend
 from ..redirects import origin
 from ..sessions.records import SessionRecord
 from ..sessions.request import current_ticket
+from ..trusted_proxies import RemoteClient
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,20 @@ UPSTREAM_CSRF_HEADER = "X-Auth-Request-Csrf-Token"
 """Sent upstream with each signed-in request (clients' copies are dropped, as every X-Auth-Request-*)."""
 
 
+def client(request: web.Request) -> RemoteClient:
+    """Who sent the request: the peer, or the right-most untrusted hop behind a trusted proxy
+    (``server.trusted_proxies``); worked out once per request."""
+    found = request.get(CLIENT)
+    if found is None:
+        found = request.app[TRUST].resolve(request.remote, request.headers)
+        request[CLIENT] = found
+    return found
+
+
 def own_origin(request: web.Request) -> str:
-    settings = request.app[SETTINGS]
-    scheme, host = request.scheme, request.host
-    if settings.server.trust_forwarded_headers:
-        scheme = request.headers.get("X-Forwarded-Proto", scheme).split(",")[0].strip() or scheme
-        host = request.headers.get("X-Forwarded-Host", host).split(",")[0].strip() or host
-    return origin(scheme, host)
+    """This proxy's origin as the browser sees it (a trusted proxy's X-Forwarded-Proto/-Host)."""
+    who = client(request)
+    return origin(who.scheme or request.scheme, who.host or request.host)
 
 
 def prefix(request: web.Request) -> str:
@@ -62,17 +70,17 @@ def provider_start_url(request: web.Request, rd: str) -> str:
 
 
 def client_ip(request: web.Request) -> str:
-    """The browser's address: the first X-Forwarded-For hop behind a trusted proxy, else the peer."""
-    if request.app[SETTINGS].server.trust_forwarded_headers:
-        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
-        if forwarded:
-            return forwarded
-    return request.remote or ""
+    """The browser's address (see :func:`client`)."""
+    return client(request).ip
 
 
 def original(request: web.Request) -> Original:
     """The original request as the configured front (``auth_request.front``) reports it;
-    :class:`FrontConflict` when it carries conflicting copies of the front's headers."""
+    :class:`FrontConflict` when it carries conflicting copies of the front's headers. With
+    ``server.trusted_proxies`` set, only a peer in them is the front: anyone else is told nothing
+    about (no public route, no redirect), as with ``front: none``."""
+    if not request.app[TRUST].trusts_peer(request.remote):
+        return NOTHING
     return read_original(request.app[SETTINGS].auth_request.front, request.headers)
 
 

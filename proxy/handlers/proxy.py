@@ -13,12 +13,13 @@ from .. import pages
 from ..authz import Rules
 from ..forward_headers import upstream_request_headers
 from ..identity import Identity, Principal
-from ..keys import COOKIES, REQUEST_ID, ROUTER, RULES, SETTINGS, UPSTREAM_HTTP
+from ..keys import COOKIES, METRICS, REQUEST_ID, ROUTER, RULES, SETTINGS, UPSTREAM_HTTP
 from ..routing import PathRefused, Upstream
+from ..trusted_proxies import in_networks
 from ..upstream import forward_http
 from ..upstream_ws import forward_ws, is_websocket
 from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, skip_auth
-from .common import CSRF_FIELD, UPSTREAM_CSRF_HEADER, csrf_token, own_origin, prefix, start_url
+from .common import CSRF_FIELD, UPSTREAM_CSRF_HEADER, client, csrf_token, own_origin, prefix, start_url
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         if upstream is None:
             return pages.error(request, 404, "Not found", "No application is configured for this path.")
         return await _forward(request, upstream, None)
+    if upstream is not None and upstream.trusted_ips and _trusted_ip(request, upstream):
+        return await _forward(request, upstream, None)
     try:
         who = await principal(request)
     except BearerRejected:
@@ -112,6 +115,20 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     return await _forward(request, upstream, who.identity, bearer=who.via == "bearer")
 
 
+def _trusted_ip(request: web.Request, upstream: Upstream) -> bool:
+    """Whether the client address (never a header an untrusted peer sent) is in the upstream's
+    ``trusted_ips``: then it passes without sign-in and without identity headers."""
+    who = client(request)
+    if not who.certain or not in_networks(who.ip, upstream.trusted_ips):
+        return False
+    log.info(
+        "trusted address passes without sign-in",
+        extra={"event": "trusted_ip", "client": who.ip, "peer": who.peer, "upstream": upstream.prefix},
+    )
+    request.app[METRICS].trusted_ip_requests.labels(upstream.prefix).inc()
+    return True
+
+
 async def _forward(
     request: web.Request, upstream: Upstream, identity: Identity | None, *, bearer: bool = False
 ) -> web.StreamResponse:
@@ -123,7 +140,7 @@ async def _forward(
         upstream,
         identity,
         drop_cookies=codec.names,
-        trust_forwarded=settings.server.trust_forwarded_headers,
+        client=client(request),
         scheme=scheme,
         host=host,
         max_groups_bytes=settings.headers.max_groups_bytes,

@@ -13,7 +13,7 @@ leaves dead connections in the pool), a timeout is not retried: an outage costs 
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis, RedisCluster, Sentinel
 from redis.asyncio.cluster import ClusterNode
@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 
 from ..config.redis_url import parse_redis_url
+from ..config.tls import TlsClientOptions, redis_ssl_kwargs
 from ..errors import StoreUnavailable
 
 T = TypeVar("T")
@@ -61,10 +62,14 @@ class RedisBackend:
         return self._redis
 
     @classmethod
-    def from_url(cls, url: str, timeout: float = 2.0, retries: int = 2) -> RedisBackend:
+    def from_url(
+        cls, url: str, timeout: float = 2.0, retries: int = 2, tls: TlsClientOptions | None = None
+    ) -> RedisBackend:
         """A backend for any URL ``parse_redis_url`` takes. No I/O: connections open on first use.
-        ``retries``: how often a command that met a broken connection is tried again."""
+        ``retries``: how often a command that met a broken connection is tried again. ``tls``: CA,
+        client certificate (``session.redis_tls``) of a rediss:// URL."""
         target = parse_redis_url(url)
+        ssl: dict[str, Any] = redis_ssl_kwargs(tls) if target.ssl else {}
         if target.kind == "standalone":
             return cls(
                 Redis.from_url(
@@ -73,6 +78,7 @@ class RedisBackend:
                     socket_connect_timeout=timeout,
                     health_check_interval=30,
                     retry=_retry(retries),
+                    **ssl,
                 )
             )
         if target.kind == "cluster":
@@ -84,6 +90,7 @@ class RedisBackend:
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
                 retry=_retry(retries),
+                **ssl,
             )
             return cls(cluster)
         assert target.service is not None  # guaranteed by parse_redis_url
@@ -96,6 +103,7 @@ class RedisBackend:
                 "socket_timeout": timeout,
                 "socket_connect_timeout": timeout,
                 "retry": _retry(retries),
+                **ssl,
             },
         )
         client: Redis = sentinel.master_for(
@@ -108,6 +116,7 @@ class RedisBackend:
             socket_connect_timeout=timeout,
             health_check_interval=30,
             retry=_retry(retries),
+            **ssl,
         )
         return cls(client, sentinel)
 
@@ -175,7 +184,7 @@ class RedisBackend:
                 await sentinel.aclose()
 
 
-def pubsub_backend(url: str, timeout: float = 2.0) -> RedisBackend:
+def pubsub_backend(url: str, timeout: float = 2.0, tls: TlsClientOptions | None = None) -> RedisBackend:
     """A backend whose ``plain`` client publishes and subscribes on the Redis ``url`` names.
 
     Sentinel: the current master, followed across failovers. Cluster: a plain client to the first
@@ -186,7 +195,7 @@ def pubsub_backend(url: str, timeout: float = 2.0) -> RedisBackend:
     if target.kind != "cluster":
         # No retries: a subscription that broke must be seen to break (redis-py would otherwise
         # resubscribe silently, and what was published in between would be lost unnoticed).
-        return RedisBackend.from_url(url, timeout, retries=0)
+        return RedisBackend.from_url(url, timeout, retries=0, tls=tls)
     host, port = target.nodes[0]
     return RedisBackend(
         Redis(
@@ -198,5 +207,6 @@ def pubsub_backend(url: str, timeout: float = 2.0) -> RedisBackend:
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=_retry(0),
+            **(redis_ssl_kwargs(tls) if target.ssl else {}),
         )
     )

@@ -106,7 +106,7 @@ async def site(
     front = str(request.param)
     proxy = await make_proxy(
         issuer=fake_provider.issuer,
-        server={"trust_forwarded_headers": True},
+        server={"trusted_proxies": ["127.0.0.1"]},  # nginx connects from there
         authorization={"skip_auth_routes": PUBLIC},
         auth_request={"front": front},
     )

@@ -38,12 +38,13 @@ def nginx_binary() -> str:
 
 
 @contextmanager
-def nginx(site_text: str, port: int | None = None) -> Iterator[tuple[int, Path]]:
-    """Run nginx with ``site_text`` (its ``listen 80;`` moved to ``port``, else a free loopback port)."""
+def nginx(site_text: str, port: int | None = None, ssl: bool = False) -> Iterator[tuple[int, Path]]:
+    """Run nginx with ``site_text`` (its ``listen 80;`` moved to ``port``, else a free loopback port;
+    ``ssl``: with TLS, the site then names its ``ssl_certificate``)."""
     workdir = Path(tempfile.mkdtemp(prefix="auth-proxy-nginx-"))
     port = port or free_port()
     site = workdir / "site.conf"
-    site.write_text(site_text.replace("listen 80;", f"listen 127.0.0.1:{port};"))
+    site.write_text(site_text.replace("listen 80;", f"listen 127.0.0.1:{port}{' ssl' if ssl else ''};"))
     conf = workdir / "nginx.conf"
     conf.write_text(MAIN_CONF.format(dir=workdir, site=site))
     check = subprocess.run(

@@ -15,7 +15,7 @@ from proxy.config.redis_url import RedisTarget, parse_redis_url
     "url", ["redis://127.0.0.1:6379/0", "rediss://:pw@r.example:6380/2", "unix:///run/r.sock"]
 )
 def test_standalone_urls_go_to_redis_py_as_they_are(url: str) -> None:
-    assert parse_redis_url(url) == RedisTarget("standalone", url)
+    assert parse_redis_url(url) == RedisTarget("standalone", url, ssl=url.startswith("rediss:"))
 
 
 def test_sentinel_url() -> None:

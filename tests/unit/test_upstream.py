@@ -18,6 +18,7 @@ from proxy.forward_headers import (
 )
 from proxy.identity import Identity
 from proxy.routing import Router, Upstream
+from proxy.trusted_proxies import Trust, parse_network
 
 OUR_COOKIES = frozenset({"_auth_proxy", "_auth_proxy_login"})
 ALICE = Identity(sub="sub-1", email="alice@example.com", preferred_username="alice", groups=("dev", "ops"))
@@ -36,7 +37,7 @@ def forward(
     identity: Identity | None = ALICE,
     *,
     to: Upstream | None = None,
-    trust_forwarded: bool = False,
+    trusted: tuple[str, ...] = (),
     max_groups_bytes: int | None = 2048,
 ) -> CIMultiDict[str]:
     return upstream_request_headers(
@@ -44,7 +45,7 @@ def forward(
         to or upstream(),
         identity,
         drop_cookies=OUR_COOKIES,
-        trust_forwarded=trust_forwarded,
+        client=Trust([parse_network(n) for n in trusted]).resolve(req.remote, req.headers),
         scheme="https",
         host="proxy.example.com",
         max_groups_bytes=max_groups_bytes,
@@ -291,19 +292,27 @@ def test_forwarded_headers_are_set_and_client_values_replaced_when_untrusted() -
 def test_forwarded_for_is_appended_when_trusted() -> None:
     out = forward(
         request(("X-Forwarded-For", "1.2.3.4"), ("X-Forwarded-For", "5.6.7.8"), ("Forwarded", "for=1.2.3.4")),
-        trust_forwarded=True,
+        trusted=("0.0.0.0/0",),
     )
 
     assert out.getall("X-Forwarded-For") == ["1.2.3.4, 5.6.7.8, 10.0.0.9"]
-    assert out["Forwarded"] == "for=1.2.3.4"
+    assert "Forwarded" not in out  # read or not, never passed on as sent
+
+
+def test_forwarded_for_starts_at_the_client_when_trusted() -> None:
+    """What the client wrote left of its own address is dropped: an upstream reading the left-most
+    address reads the one the proxy believes."""
+    out = forward(request(("X-Forwarded-For", "6.6.6.6, 1.2.3.4, 10.0.0.7")), trusted=("10.0.0.0/8",))
+
+    assert out.getall("X-Forwarded-For") == ["1.2.3.4, 10.0.0.7, 10.0.0.9"]
 
 
 def test_forwarded_for_without_client_value_when_trusted() -> None:
-    assert forward(request(), trust_forwarded=True).getall("X-Forwarded-For") == ["10.0.0.9"]
+    assert forward(request(), trusted=("10.0.0.0/8",)).getall("X-Forwarded-For") == ["10.0.0.9"]
 
 
 def test_forwarded_proto_and_host_are_ours_even_when_trusted() -> None:
-    out = forward(request(("X-Forwarded-Proto", "http"), ("X-Forwarded-Host", "h")), trust_forwarded=True)
+    out = forward(request(("X-Forwarded-Proto", "http"), ("X-Forwarded-Host", "h")), trusted=("10.0.0.0/8",))
 
     assert out.getall("X-Forwarded-Proto") == ["https"]
     assert out.getall("X-Forwarded-Host") == ["proxy.example.com"]
