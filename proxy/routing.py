@@ -12,13 +12,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import unquote
 
 import aiohttp
 from yarl import URL
 
 from .config import UpstreamConfig
-from .paths import READERS, fold_case, is_plain, readings
+from .config.access import file_root, static_status
+from .paths import READERS, canonical_path, fold_case, is_plain, readings
+from .rewrite import Rewrite
 
 CONNECT_TIMEOUT = 5.0
 
@@ -31,15 +34,32 @@ class Upstream:
     pass_host_header: bool
     case_insensitive: bool = False
     """The upstream reads paths without regard to case (IIS): the prefix matches case-folded."""
+    kind: Literal["http", "static", "file"] = "http"
+    """http: proxied; static: answered ``status``; file: files under ``root`` (proxy.local_upstream)."""
+    status: int = 0
+    root: str = ""
+    rewrite: Rewrite | None = None
 
     @classmethod
     def from_config(cls, cfg: UpstreamConfig) -> Upstream:
-        return cls(cfg.prefix, URL(cfg.url), cfg.timeout, cfg.pass_host_header, cfg.case_insensitive)
+        rewrite = cfg.rewrite.rewrite if cfg.rewrite is not None else None
+        common = (cfg.prefix, URL(cfg.url), cfg.timeout, cfg.pass_host_header, cfg.case_insensitive)
+        if cfg.url.startswith("static:"):
+            return cls(*common, kind="static", status=static_status(cfg.url))
+        if cfg.url.startswith("file:"):
+            return cls(*common, kind="file", root=file_root(cfg.url), rewrite=rewrite)
+        return cls(*common, rewrite=rewrite)
 
     @functools.cached_property
     def base(self) -> str:
-        """The upstream URL's path without its trailing ``/`` (``""``: none)."""
-        return self.url.raw_path.rstrip("/")
+        """The upstream URL's path without its trailing ``/`` (``""``: none, or not proxied)."""
+        return self.url.raw_path.rstrip("/") if self.kind == "http" else ""
+
+    def local_path(self, canonical: str) -> str:
+        """For a file upstream: the (decoded) path under its directory, from the canonical path."""
+        if self.rewrite is not None:
+            return unquote(self.rewrite.apply(canonical), errors="surrogateescape")
+        return canonical[len(self.prefix.rstrip("/")) :] or "/"  # matched: it starts with the prefix
 
     @functools.cached_property
     def _folded_prefix(self) -> str:
@@ -64,10 +84,15 @@ class Upstream:
         """The upstream URL for a request's raw (still percent-encoded) path and query.
 
         An upstream URL with a path (``http://app:8080/base``) replaces the matched prefix with it;
-        one without passes the path through unchanged.
+        one without passes the path through unchanged. With a ``rewrite``, the canonical path
+        rewritten (``proxy.rewrite``, :class:`~proxy.rewrite.RewriteRefused` if unsafe) is the path.
         """
         if raw_path[:1] != "/" or "#" in raw_path:  # Router.route refuses these first
             raise PathRefused("not an origin-form path", "target", raw_path[:64])
+        if self.rewrite is not None:  # the canonical path, rewritten: RewriteRefused if unsafe
+            path, sep, query = raw_path.partition("?")
+            raw_path = self.rewrite.apply(canonical_path(path)) + sep + query
+            return URL(str(self.url.origin()) + raw_path, encoded=True)
         base = self.base
         if base:
             path, sep, query = raw_path.partition("?")

@@ -14,6 +14,9 @@ from .. import pages
 from ..authz import Rules
 from ..forward_headers import upstream_request_headers
 from ..keys import COOKIES, REQUEST_ID, ROUTER, RULES, SETTINGS, UPSTREAM_HTTP
+from ..local_upstream import serve_file, static_answer
+from ..paths import canonical_path
+from ..rewrite import RewriteRefused
 from ..routing import PathRefused, Upstream
 from ..sessions.base import Identity
 from ..upstream import forward_http
@@ -96,7 +99,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     if skip_auth(request, request.method, request.raw_path):
         if upstream is None:
             return pages.error(request, 404, "Not found", "No application is configured for this path.")
-        return await _forward(request, upstream, None)
+        return await _answer(request, upstream, None)
     try:
         who = await principal(request)
     except BearerRejected:
@@ -107,7 +110,31 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         return pages.error(request, 404, "Not found", "No application is configured for this path.")
     if denial(request, who, rules_for(request, upstream), request.path, upstream=upstream.prefix):
         return forbidden(request, who)
-    return await _forward(request, upstream, who.identity, bearer=who.via == "bearer")
+    return await _answer(request, upstream, who.identity, bearer=who.via == "bearer")
+
+
+async def _answer(
+    request: web.Request, upstream: Upstream, identity: Identity | None, *, bearer: bool = False
+) -> web.StreamResponse:
+    """After authorization: the rewrite (if any), then the upstream, or the proxy's own answer."""
+    if upstream.kind == "static":
+        return static_answer(upstream.status)
+    try:
+        if upstream.kind == "file":
+            local = upstream.local_path(canonical_path(request.raw_path))
+            return await serve_file(request, upstream.root, local)
+        if upstream.rewrite is not None:
+            upstream.target(request.raw_path)  # refused here, before anything is sent
+    except RewriteRefused as exc:
+        log.warning(
+            "rewrite refused: %s",
+            exc.why,
+            extra={"event": "refused", "status": exc.status, "path": request.raw_path[:512]},
+        )
+        if exc.status == 414:
+            return pages.error(request, 414, "Address too long", "Please use a shorter address.")
+        return pages.error(request, 400, "Bad request path", "This address can't be passed on.")
+    return await _forward(request, upstream, identity, bearer=bearer)
 
 
 async def _forward(
