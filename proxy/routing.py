@@ -20,6 +20,7 @@ from yarl import URL
 
 from .config import UpstreamConfig
 from .config.access import file_root, static_status
+from .cors import CorsPolicy
 from .paths import READERS, canonical_path, fold_case, is_plain, readings
 from .rewrite import Rewrite
 
@@ -39,16 +40,19 @@ class Upstream:
     status: int = 0
     root: str = ""
     rewrite: Rewrite | None = None
+    cors: CorsPolicy | None = None
+    """Its own ``cors`` block's, else the global one's (proxy/cors.py)."""
 
     @classmethod
-    def from_config(cls, cfg: UpstreamConfig) -> Upstream:
+    def from_config(cls, cfg: UpstreamConfig, cors: CorsPolicy | None = None) -> Upstream:
         rewrite = cfg.rewrite.rewrite if cfg.rewrite is not None else None
+        cors = cfg.cors.policy if cfg.cors is not None else cors
         common = (cfg.prefix, URL(cfg.url), cfg.timeout, cfg.pass_host_header, cfg.case_insensitive)
         if cfg.url.startswith("static:"):
-            return cls(*common, kind="static", status=static_status(cfg.url))
+            return cls(*common, kind="static", status=static_status(cfg.url), cors=cors)
         if cfg.url.startswith("file:"):
-            return cls(*common, kind="file", root=file_root(cfg.url), rewrite=rewrite)
-        return cls(*common, rewrite=rewrite)
+            return cls(*common, kind="file", root=file_root(cfg.url), rewrite=rewrite, cors=cors)
+        return cls(*common, rewrite=rewrite, cors=cors)
 
     @functools.cached_property
     def base(self) -> str:
@@ -133,9 +137,10 @@ def _check_base(upstream: Upstream, raw_path: str) -> None:
 
 
 class Router:
-    def __init__(self, upstreams: Sequence[UpstreamConfig]) -> None:
+    def __init__(self, upstreams: Sequence[UpstreamConfig], cors: CorsPolicy | None = None) -> None:
+        """``cors``: the global policy, for upstreams without a ``cors`` block of their own."""
         self._routes = sorted(
-            (Upstream.from_config(u) for u in upstreams), key=lambda u: len(u.prefix), reverse=True
+            (Upstream.from_config(u, cors) for u in upstreams), key=lambda u: len(u.prefix), reverse=True
         )
 
     def match(self, path: str, fold: bool = False) -> Upstream | None:

@@ -20,6 +20,7 @@ from ..fronts import Front
 from ..origins import check_origin, origin_key
 from ..paths import SkipRoute
 from ..rewrite import Rewrite, check_pattern, check_replacement
+from .cors import CorsConfig
 from .fields import Domains, Duration, Emails, Names, _claim_paths, _http_url, _Section
 
 
@@ -138,6 +139,8 @@ class UpstreamConfig(_Section):
     rewrite: RewriteConfig | None = None
     """{pattern, replacement}: the path sent upstream (or looked up in the directory), made from the
     canonical path after authorization. The url must then have no path."""
+    cors: CorsConfig | None = None
+    """This prefix's CORS policy, replacing the global ``cors`` (``{allowed_origins: []}``: none here)."""
     timeout: Duration = 30.0
     """No byte from the upstream for this long → 504 (or the stream is cut)."""
     pass_host_header: bool = True

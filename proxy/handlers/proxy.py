@@ -4,6 +4,7 @@ servers would read as different upstreams' paths is refused first (400, ``routin
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 from urllib.parse import quote
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from .. import pages
 from ..authz import Rules
+from ..cors import CorsPolicy, is_preflight
 from ..forward_headers import upstream_request_headers
 from ..keys import COOKIES, REQUEST_ID, ROUTER, RULES, SETTINGS, UPSTREAM_HTTP
 from ..local_upstream import serve_file, static_answer
@@ -92,14 +94,28 @@ def refused(request: web.Request, exc: PathRefused) -> web.Response:
 async def proxy(request: web.Request) -> web.StreamResponse:
     if request.path.startswith(prefix(request) + "/") or request.path == prefix(request):
         return pages.error(request, 404, "Not found", "There is no such page of the sign-in proxy.")
+    response: web.StreamResponse | None = None
     try:
         upstream = request.app[ROUTER].route(request.raw_path)
     except PathRefused as exc:
-        return refused(request, exc)
+        upstream, response = None, refused(request, exc)
+    policy = upstream.cors if upstream is not None else request.app[SETTINGS].cors.policy
+    if policy is not None and response is None and is_preflight(request):
+        return policy.preflight(request)  # before sign-in: preflights carry no cookies
+    if response is None:
+        response = await _authorized(request, upstream, policy)
+    if policy is not None and not response.prepared:  # a streamed answer got them before prepare()
+        policy.decorate(request, response.headers)
+    return response
+
+
+async def _authorized(
+    request: web.Request, upstream: Upstream | None, policy: CorsPolicy | None
+) -> web.StreamResponse:
     if skip_auth(request, request.method, request.raw_path):
         if upstream is None:
             return pages.error(request, 404, "Not found", "No application is configured for this path.")
-        return await _answer(request, upstream, None)
+        return await _answer(request, upstream, None, policy)
     try:
         who = await principal(request)
     except BearerRejected:
@@ -110,11 +126,16 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         return pages.error(request, 404, "Not found", "No application is configured for this path.")
     if denial(request, who, rules_for(request, upstream), request.path, upstream=upstream.prefix):
         return forbidden(request, who)
-    return await _answer(request, upstream, who.identity, bearer=who.via == "bearer")
+    return await _answer(request, upstream, who.identity, policy, bearer=who.via == "bearer")
 
 
 async def _answer(
-    request: web.Request, upstream: Upstream, identity: Identity | None, *, bearer: bool = False
+    request: web.Request,
+    upstream: Upstream,
+    identity: Identity | None,
+    policy: CorsPolicy | None,
+    *,
+    bearer: bool = False,
 ) -> web.StreamResponse:
     """After authorization: the rewrite (if any), then the upstream, or the proxy's own answer."""
     if upstream.kind == "static":
@@ -134,11 +155,16 @@ async def _answer(
         if exc.status == 414:
             return pages.error(request, 414, "Address too long", "Please use a shorter address.")
         return pages.error(request, 400, "Bad request path", "This address can't be passed on.")
-    return await _forward(request, upstream, identity, bearer=bearer)
+    return await _forward(request, upstream, identity, policy, bearer=bearer)
 
 
 async def _forward(
-    request: web.Request, upstream: Upstream, identity: Identity | None, *, bearer: bool = False
+    request: web.Request,
+    upstream: Upstream,
+    identity: Identity | None,
+    policy: CorsPolicy | None,
+    *,
+    bearer: bool = False,
 ) -> web.StreamResponse:
     app = request.app
     codec, settings = app[COOKIES], app[SETTINGS]
@@ -161,4 +187,5 @@ async def _forward(
     return await forward_http(
         request, app[UPSTREAM_HTTP], upstream, headers, max_body=settings.server.max_body_bytes,
         no_store=settings.headers.no_store and identity is not None,
+        on_headers=None if policy is None else functools.partial(policy.decorate, request),
     )  # fmt: skip
