@@ -10,7 +10,8 @@ character, ``?`` or ``#``; anything else is refused (:class:`RewriteRefused`, an
 Regexes are checked at start-up so that no request can make one backtrack for long (ReDoS):
 
 - no quantifier over something that itself holds a quantifier or an alternation (``(a+)+``,
-  ``(a|ab)*``, ``(?:x*y)*``): the exponential cases;
+  ``(a|ab)*``, ``(?:x*y)*``): the exponential cases (an optional group, ``(/.*)?``, repeats nothing
+  and is allowed);
 - no backreference, lookaround or conditional (``\\1``, ``(?=``, ``(?(1)``): backtracking without a
   bound that a parse tree can see;
 - at most two unbounded quantifiers (``*``, ``+``, ``{n,}``, or ``{n,m}`` with m > 256): two
@@ -107,7 +108,7 @@ def check_pattern(pattern: str) -> re.Pattern[str]:
             low, high, body = arg
             if high is C.MAXREPEAT or high > _BIG_REPEAT:
                 unbounded += 1
-            problem = _holds_choice(body)
+            problem = _holds_choice(body) if high is C.MAXREPEAT or high > 1 else None  # "?" repeats nothing
             if problem is not None:
                 raise ValueError(f"pattern must not have {problem} (exponential backtracking)")
     if unbounded > MAX_UNBOUNDED:

@@ -33,6 +33,8 @@ def refused(upstream: dict[str, Any], match: str) -> None:
         (r"^/(a+)+$", "quantifier inside a quantified group"),
         (r"^/(?:x*y)*$", "quantifier inside a quantified group"),
         (r"^/(a|ab)*c$", "alternation inside a quantified group"),
+        (r"^/(a|ab){2}c$", "alternation inside a quantified group"),
+        (r"^/((a+)?)*$", "quantifier inside a quantified group"),
         (r"^/(\w+)/\1$", "backreference"),
         (r"^/(?=a)a", "lookahead"),
         (r"^/(?<!x)y", "lookahead"),
@@ -52,7 +54,15 @@ def test_unsafe_or_invalid_patterns_are_refused_naming_the_key(pattern: str, why
 
 @pytest.mark.parametrize(
     "pattern",
-    [r"^/api/(.*)$", r"^/u/([^/]+)/posts/([^/]+)$", r"^/old/", r"^/v(?P<n>\d{1,3})/(.*)$", r"^/(a|b)/x"],
+    [
+        r"^/api/(.*)$",
+        r"^/u/([^/]+)/posts/([^/]+)$",
+        r"^/old/",
+        r"^/v(?P<n>\d{1,3})/(.*)$",
+        r"^/(a|b)/x",
+        r"^/api(/.*)?$",
+        r"^/(?:en|de)?/x",
+    ],
 )
 def test_safe_patterns_are_accepted(pattern: str) -> None:
     check_pattern(pattern)
