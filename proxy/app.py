@@ -190,7 +190,7 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
     app[PROVIDER_CLIENT] = Client(
         settings.provider.client_id, settings.provider.secret, tuple(settings.provider.scopes)
     )
-    app[ROUTER] = Router(settings.upstreams)
+    app[ROUTER] = Router(settings.upstreams, settings.cors.policy)
     app[RULES] = RuleBook.of(settings.authorization, settings.upstreams)
     issuer_host = urlsplit(settings.provider.issuer_url).hostname
     provider_name = settings.pages.provider_name or issuer_host or "the sign-in provider"

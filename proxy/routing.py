@@ -13,13 +13,17 @@ import functools
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import unquote
 
 import aiohttp
 from yarl import URL
 
 from .config import UpstreamConfig
-from .paths import READERS, fold_case, is_plain, readings
+from .config.access import file_root, static_status
+from .cors import CorsPolicy
+from .paths import READERS, canonical_path, fold_case, is_plain, readings
+from .rewrite import Rewrite
 from .tls import client_ssl
 from .trusted_proxies import Network
 
@@ -37,18 +41,38 @@ class Upstream:
     ssl: ssl.SSLContext | bool = True
     """aiohttp's ``ssl=``: a context of ca_file/client_cert (``proxy.tls``), or True (system CAs)."""
     trusted_ips: tuple[Network, ...] = ()
+    kind: Literal["http", "static", "file"] = "http"
+    """http: proxied; static: answered ``status``; file: files under ``root`` (proxy.local_upstream)."""
+    status: int = 0
+    root: str = ""
+    rewrite: Rewrite | None = None
+    cors: CorsPolicy | None = None
+    """Its own ``cors`` block's, else the global one's (proxy/cors.py)."""
 
     @classmethod
-    def from_config(cls, cfg: UpstreamConfig) -> Upstream:
-        return cls(
-            cfg.prefix, URL(cfg.url), cfg.timeout, cfg.pass_host_header, cfg.case_insensitive,
-            client_ssl(cfg), cfg.trusted_networks,
-        )  # fmt: skip
+    def from_config(cls, cfg: UpstreamConfig, cors: CorsPolicy | None = None) -> Upstream:
+        rewrite = cfg.rewrite.rewrite if cfg.rewrite is not None else None
+        cors = cfg.cors.policy if cfg.cors is not None else cors
+        common = (cfg.prefix, URL(cfg.url), cfg.timeout, cfg.pass_host_header, cfg.case_insensitive)
+        trusted = cfg.trusted_networks
+        if cfg.url.startswith("static:"):
+            return cls(*common, trusted_ips=trusted, kind="static", status=static_status(cfg.url), cors=cors)
+        if cfg.url.startswith("file:"):
+            return cls(
+                *common, trusted_ips=trusted, kind="file", root=file_root(cfg.url), rewrite=rewrite, cors=cors
+            )
+        return cls(*common, client_ssl(cfg), trusted, rewrite=rewrite, cors=cors)
 
     @functools.cached_property
     def base(self) -> str:
-        """The upstream URL's path without its trailing ``/`` (``""``: none)."""
-        return self.url.raw_path.rstrip("/")
+        """The upstream URL's path without its trailing ``/`` (``""``: none, or not proxied)."""
+        return self.url.raw_path.rstrip("/") if self.kind == "http" else ""
+
+    def local_path(self, canonical: str) -> str:
+        """For a file upstream: the (decoded) path under its directory, from the canonical path."""
+        if self.rewrite is not None:
+            return unquote(self.rewrite.apply(canonical), errors="surrogateescape")
+        return canonical[len(self.prefix.rstrip("/")) :] or "/"  # matched: it starts with the prefix
 
     @functools.cached_property
     def _folded_prefix(self) -> str:
@@ -73,10 +97,15 @@ class Upstream:
         """The upstream URL for a request's raw (still percent-encoded) path and query.
 
         An upstream URL with a path (``http://app:8080/base``) replaces the matched prefix with it;
-        one without passes the path through unchanged.
+        one without passes the path through unchanged. With a ``rewrite``, the canonical path
+        rewritten (``proxy.rewrite``, :class:`~proxy.rewrite.RewriteRefused` if unsafe) is the path.
         """
         if raw_path[:1] != "/" or "#" in raw_path:  # Router.route refuses these first
             raise PathRefused("not an origin-form path", "target", raw_path[:64])
+        if self.rewrite is not None:  # the canonical path, rewritten: RewriteRefused if unsafe
+            path, sep, query = raw_path.partition("?")
+            raw_path = self.rewrite.apply(canonical_path(path)) + sep + query
+            return URL(str(self.url.origin()) + raw_path, encoded=True)
         base = self.base
         if base:
             path, sep, query = raw_path.partition("?")
@@ -117,9 +146,10 @@ def _check_base(upstream: Upstream, raw_path: str) -> None:
 
 
 class Router:
-    def __init__(self, upstreams: Sequence[UpstreamConfig]) -> None:
+    def __init__(self, upstreams: Sequence[UpstreamConfig], cors: CorsPolicy | None = None) -> None:
+        """``cors``: the global policy, for upstreams without a ``cors`` block of their own."""
         self._routes = sorted(
-            (Upstream.from_config(u) for u in upstreams), key=lambda u: len(u.prefix), reverse=True
+            (Upstream.from_config(u, cors) for u in upstreams), key=lambda u: len(u.prefix), reverse=True
         )
 
     def match(self, path: str, fold: bool = False) -> Upstream | None:

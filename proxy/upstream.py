@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
@@ -51,9 +52,11 @@ async def forward_http(
     headers: CIMultiDict[str],
     max_body: int | None = None,
     no_store: bool = False,
+    on_headers: Callable[[CIMultiDict[str]], None] | None = None,
 ) -> web.StreamResponse:
     """``max_body``: a chunked upload is broken off past it (a Content-Length over it never gets here).
-    ``no_store``: the answer must not be cached by the browser (signed-in content)."""
+    ``no_store``: the answer must not be cached by the browser (signed-in content). ``on_headers``:
+    called with the answer's headers before they are sent (CORS)."""
     metrics = request.app[METRICS]
     metrics.upstream_opened()
     try:
@@ -83,7 +86,7 @@ async def forward_http(
             log.warning("upstream switched protocols unasked", extra={"upstream": str(upstream.url)})
             return pages.error(request, 502, "The application answered wrongly", _TRY_AGAIN)
         try:
-            return await _relay(request, up, no_store)
+            return await _relay(request, up, no_store, on_headers)
         finally:
             up.release()
     finally:
@@ -124,8 +127,15 @@ async def _send(
     return up
 
 
-async def _relay(request: web.Request, up: aiohttp.ClientResponse, no_store: bool) -> web.StreamResponse:
+async def _relay(
+    request: web.Request,
+    up: aiohttp.ClientResponse,
+    no_store: bool,
+    on_headers: Callable[[CIMultiDict[str]], None] | None,
+) -> web.StreamResponse:
     out_headers = response_headers(up.headers.items())
+    if on_headers is not None:
+        on_headers(out_headers)
     if no_store:
         for name in ("Cache-Control", "Expires", "Pragma", "ETag", "Last-Modified"):
             out_headers.popall(name, None)

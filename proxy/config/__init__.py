@@ -25,13 +25,14 @@ from .access import (
     UpstreamConfig,
     WebSocketConfig,
 )  # fmt: skip
+from .cors import CorsConfig
 from .fields import Duration, parse_duration
 from .sections import CookieConfig, ProviderConfig, ServerConfig, SessionConfig
 
 __all__ = [
-    "ApiConfig", "AuthorizationConfig", "ConfigError", "CookieConfig", "Duration", "HeadersConfig",
-    "LogoutConfig", "PagesConfig", "ProviderConfig", "ServerConfig", "SessionConfig", "Settings",
-    "UpstreamConfig", "WebSocketConfig", "load_settings", "parse_duration", "AuthRequestConfig",
+    "ApiConfig", "AuthorizationConfig", "ConfigError", "CorsConfig", "CookieConfig", "Duration",
+    "HeadersConfig", "LogoutConfig", "PagesConfig", "ProviderConfig", "ServerConfig", "SessionConfig",
+    "Settings", "UpstreamConfig", "WebSocketConfig", "load_settings", "parse_duration", "AuthRequestConfig",
 ]  # fmt: skip
 
 
@@ -56,6 +57,7 @@ class Settings(BaseSettings):
     pages: PagesConfig = PagesConfig()
     auth_request: AuthRequestConfig = AuthRequestConfig()
     websocket: WebSocketConfig = WebSocketConfig()
+    cors: CorsConfig = CorsConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -4,6 +4,7 @@ servers would read as different upstreams' paths is refused first (400, ``routin
 
 from __future__ import annotations
 
+import functools
 import logging
 from urllib.parse import quote
 
@@ -11,9 +12,13 @@ from aiohttp import web
 
 from .. import pages
 from ..authz import Rules
+from ..cors import CorsPolicy, is_preflight
 from ..forward_headers import upstream_request_headers
 from ..identity import Identity, Principal
 from ..keys import COOKIES, METRICS, REQUEST_ID, ROUTER, RULES, SETTINGS, UPSTREAM_HTTP
+from ..local_upstream import serve_file, static_answer
+from ..paths import canonical_path
+from ..rewrite import RewriteRefused
 from ..routing import PathRefused, Upstream
 from ..trusted_proxies import in_networks
 from ..upstream import forward_http
@@ -92,16 +97,30 @@ def refused(request: web.Request, exc: PathRefused) -> web.Response:
 async def proxy(request: web.Request) -> web.StreamResponse:
     if request.path.startswith(prefix(request) + "/") or request.path == prefix(request):
         return pages.error(request, 404, "Not found", "There is no such page of the sign-in proxy.")
+    response: web.StreamResponse | None = None
     try:
         upstream = request.app[ROUTER].route(request.raw_path)
     except PathRefused as exc:
-        return refused(request, exc)
+        upstream, response = None, refused(request, exc)
+    policy = upstream.cors if upstream is not None else request.app[SETTINGS].cors.policy
+    if policy is not None and response is None and is_preflight(request):
+        return policy.preflight(request)  # before sign-in: preflights carry no cookies
+    if response is None:
+        response = await _authorized(request, upstream, policy)
+    if policy is not None and not response.prepared:  # a streamed answer got them before prepare()
+        policy.decorate(request, response.headers)
+    return response
+
+
+async def _authorized(
+    request: web.Request, upstream: Upstream | None, policy: CorsPolicy | None
+) -> web.StreamResponse:
     if skip_auth(request, request.method, request.raw_path):
         if upstream is None:
             return pages.error(request, 404, "Not found", "No application is configured for this path.")
-        return await _forward(request, upstream, None)
+        return await _answer(request, upstream, None, policy)
     if upstream is not None and upstream.trusted_ips and _trusted_ip(request, upstream):
-        return await _forward(request, upstream, None)
+        return await _answer(request, upstream, None, policy)
     try:
         who = await principal(request)
     except BearerRejected:
@@ -112,7 +131,36 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         return pages.error(request, 404, "Not found", "No application is configured for this path.")
     if denial(request, who, rules_for(request, upstream), request.path, upstream=upstream.prefix):
         return forbidden(request, who)
-    return await _forward(request, upstream, who.identity, bearer=who.via == "bearer")
+    return await _answer(request, upstream, who.identity, policy, bearer=who.via == "bearer")
+
+
+async def _answer(
+    request: web.Request,
+    upstream: Upstream,
+    identity: Identity | None,
+    policy: CorsPolicy | None,
+    *,
+    bearer: bool = False,
+) -> web.StreamResponse:
+    """After authorization: the rewrite (if any), then the upstream, or the proxy's own answer."""
+    if upstream.kind == "static":
+        return static_answer(upstream.status)
+    try:
+        if upstream.kind == "file":
+            local = upstream.local_path(canonical_path(request.raw_path))
+            return await serve_file(request, upstream.root, local)
+        if upstream.rewrite is not None:
+            upstream.target(request.raw_path)  # refused here, before anything is sent
+    except RewriteRefused as exc:
+        log.warning(
+            "rewrite refused: %s",
+            exc.why,
+            extra={"event": "refused", "status": exc.status, "path": request.raw_path[:512]},
+        )
+        if exc.status == 414:
+            return pages.error(request, 414, "Address too long", "Please use a shorter address.")
+        return pages.error(request, 400, "Bad request path", "This address can't be passed on.")
+    return await _forward(request, upstream, identity, policy, bearer=bearer)
 
 
 def _trusted_ip(request: web.Request, upstream: Upstream) -> bool:
@@ -130,7 +178,12 @@ def _trusted_ip(request: web.Request, upstream: Upstream) -> bool:
 
 
 async def _forward(
-    request: web.Request, upstream: Upstream, identity: Identity | None, *, bearer: bool = False
+    request: web.Request,
+    upstream: Upstream,
+    identity: Identity | None,
+    policy: CorsPolicy | None,
+    *,
+    bearer: bool = False,
 ) -> web.StreamResponse:
     app = request.app
     codec, settings = app[COOKIES], app[SETTINGS]
@@ -153,4 +206,5 @@ async def _forward(
     return await forward_http(
         request, app[UPSTREAM_HTTP], upstream, headers, max_body=settings.server.max_body_bytes,
         no_store=settings.headers.no_store and identity is not None,
+        on_headers=None if policy is None else functools.partial(policy.decorate, request),
     )  # fmt: skip
