@@ -23,6 +23,7 @@ from .keys import (
     PROVIDER_CLIENT,
     PROVIDER_HTTP,
     ROUTER,
+    RULE_TABLE,
     RULES,
     SETTINGS,
     STORE,
@@ -35,6 +36,7 @@ from .oidc.client import Client
 from .oidc.discovery import Provider
 from .pages import TemplateError, Templates
 from .routing import Router
+from .rules import RuleTable
 from .sessions.backend import Backend
 from .sessions.cache import SessionCache
 from .sessions.crypto import derive_server_key
@@ -141,6 +143,7 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
     )
     app[ROUTER] = Router(settings.upstreams)
     app[RULES] = RuleBook.of(settings.authorization, settings.upstreams)
+    app[RULE_TABLE] = RuleTable(settings.authorization.rules)
     issuer_host = urlsplit(settings.provider.issuer_url).hostname
     provider_name = settings.pages.provider_name or issuer_host or "the sign-in provider"
     try:

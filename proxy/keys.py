@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .oidc.discovery import Provider
     from .pages import Templates
     from .routing import Router
+    from .rules import RuleTable
     from .sessions.base import Session
     from .sessions.store import SessionStore
 
@@ -33,6 +34,8 @@ PROVIDER_HTTP: web.AppKey[ClientSession] = web.AppKey("provider_http")
 ROUTER: web.AppKey[Router] = web.AppKey("router")
 RULES: web.AppKey[RuleBook] = web.AppKey("rules")
 """The authorization rules, global and per upstream prefix."""
+RULE_TABLE: web.AppKey[RuleTable] = web.AppKey("rule_table")
+"""``authorization.rules``, compiled (proxy/rules.py)."""
 TEMPLATES: web.AppKey[Templates] = web.AppKey("templates")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 """This app's Prometheus registry and metrics (never a process-global registry)."""

@@ -19,6 +19,7 @@ from ..fronts import Front
 from ..origins import check_origin, origin_key
 from ..paths import SkipRoute
 from .fields import Domains, Duration, Emails, Names, _claim_paths, _http_url, _Section
+from .rules import RuleConfig
 
 
 class AuthorizationConfig(_Section):
@@ -44,8 +45,12 @@ class AuthorizationConfig(_Section):
     identity headers. Searched in the decoded, normalised path; anchor them (``^/health$``)."""
     skip_auth_preflight: bool = False
     """Let CORS preflights (OPTIONS with Access-Control-Request-Method) through without a session."""
+    rules: list[RuleConfig] = []
+    """Per-route rules (proxy/rules.py): the first whose path and method match applies, on top of the
+    allowed_* lists above and the upstream's (it narrows or denies, never lifts them)."""
 
     _skip_routes: tuple[SkipRoute, ...] = PrivateAttr(())
+    _extra_claim_paths: tuple[str, ...] = PrivateAttr(())
 
     @field_validator("skip_auth_routes")
     @classmethod
@@ -57,7 +62,18 @@ class AuthorizationConfig(_Section):
     @model_validator(mode="after")
     def _compile(self) -> AuthorizationConfig:
         self._skip_routes = tuple(SkipRoute.parse(v) for v in self.skip_auth_routes)
+        paths = (p for rule in self.rules for p in rule.claim_paths())
+        self._extra_claim_paths = tuple(dict.fromkeys(paths))
         return self
+
+    def read_claim_paths(self, paths: tuple[str, ...]) -> None:
+        """Also read these claim paths into identities (``headers.inject``; set by the settings)."""
+        self._extra_claim_paths = tuple(dict.fromkeys((*self._extra_claim_paths, *paths)))
+
+    @property
+    def extra_claim_paths(self) -> tuple[str, ...]:
+        """Claim paths read into ``Identity.claims`` besides groups and roles."""
+        return self._extra_claim_paths
 
     @property
     def skip_routes(self) -> tuple[SkipRoute, ...]:

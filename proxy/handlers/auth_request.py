@@ -11,7 +11,8 @@
          that can't, such as Traefik); a bad bearer token: ``WWW-Authenticate: Bearer
          error="invalid_token"``
     403  signed in but refused by the global ``authorization`` rules or this location's narrowing
-         (``allowed_groups`` / ``allowed_roles`` / ``allowed_emails`` / ``allowed_email_domains``)
+         (``allowed_groups`` / ``allowed_roles`` / ``allowed_emails`` / ``allowed_email_domains``),
+         or by ``authorization.rules`` on the original method and URI (unknown ones: refused)
     503  the session store or the provider's keys are unreachable (never 202)
 """
 
@@ -31,7 +32,7 @@ from ..fronts import FrontConflict, Original, read_original
 from ..keys import RULES, SETTINGS
 from ..redirects import safe_redirect
 from ..sessions.base import Identity
-from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, skip_auth
+from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, rule_denial, skip_auth
 from .context import start_url
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,8 @@ async def auth_check(request: web.Request) -> web.StreamResponse:
         all_rules = (rules,)
     if first_denial(all_rules, identity) is not None:  # the cheap check first; denial() logs
         denial(request, who, all_rules, orig.uri or "?")
+        return web.Response(status=403, headers=headers)
+    if rule_denial(request, who, orig.method, orig.uri):  # as the front reports the request
         return web.Response(status=403, headers=headers)
     signed_in = _signed_in_headers(identity, settings.headers.max_groups_bytes)
     if settings.headers.pass_access_token:

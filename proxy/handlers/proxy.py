@@ -18,7 +18,16 @@ from ..routing import PathRefused, Upstream
 from ..sessions.base import Identity
 from ..upstream import forward_http
 from ..upstream_ws import forward_ws, is_websocket
-from .access import BearerRejected, Principal, bearer_challenge, denial, invalid_token, principal, skip_auth
+from .access import (
+    BearerRejected,
+    Principal,
+    bearer_challenge,
+    denial,
+    invalid_token,
+    principal,
+    rule_denial,
+    skip_auth,
+)  # fmt: skip
 from .context import CSRF_FIELD, own_origin, prefix, start_url
 from .logout import UPSTREAM_CSRF_HEADER, csrf_token
 
@@ -106,6 +115,9 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     if upstream is None:
         return pages.error(request, 404, "Not found", "No application is configured for this path.")
     if denial(request, who, rules_for(request, upstream), request.path, upstream=upstream.prefix):
+        return forbidden(request, who)
+    fold = upstream.case_insensitive
+    if rule_denial(request, who, request.method, request.raw_path, fold, upstream=upstream.prefix):
         return forbidden(request, who)
     return await _forward(request, upstream, who.identity, bearer=who.via == "bearer")
 

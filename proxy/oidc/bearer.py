@@ -144,6 +144,7 @@ def identity_from(cfg: AuthorizationConfig, sources: Sequence[Mapping[str, Any]]
         sources[0],
         groups=collect(sources, (cfg.groups_claim,)),
         roles=collect(sources, cfg.roles_claims),
+        extra=[(path, collect(sources, (path,))) for path in cfg.extra_claim_paths],
     )
 
 
