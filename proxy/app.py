@@ -16,8 +16,10 @@ from .cookies import CookieCodec
 from .errors import StoreUnavailable
 from .handlers import auth, auth_request, backchannel, logout, probe, sessions
 from .handlers import proxy as proxy_handler
+from .inject import Injections
 from .keys import (
     COOKIES,
+    INJECT,
     METRICS,
     PROVIDER,
     PROVIDER_CLIENT,
@@ -144,6 +146,7 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
     app[ROUTER] = Router(settings.upstreams)
     app[RULES] = RuleBook.of(settings.authorization, settings.upstreams)
     app[RULE_TABLE] = RuleTable(settings.authorization.rules)
+    app[INJECT] = Injections.of(settings)
     issuer_host = urlsplit(settings.provider.issuer_url).hostname
     provider_name = settings.pages.provider_name or issuer_host or "the sign-in provider"
     try:

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
         dupes = sorted({p for p in prefixes if prefixes.count(p) > 1})
         if dupes:
             raise ValueError(f"upstreams: prefix {dupes[0]!r} is listed twice")
+        lists = [self.headers.inject, *(u.headers.inject or () for u in self.upstreams)]
+        claim_paths = tuple(h.claim for inject in lists for h in inject if h.claim is not None)
+        self.authorization.read_claim_paths(claim_paths)  # read into identities at sign-in/refresh
         return self
 
 

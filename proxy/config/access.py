@@ -19,6 +19,7 @@ from ..fronts import Front
 from ..origins import check_origin, origin_key
 from ..paths import SkipRoute
 from .fields import Domains, Duration, Emails, Names, _claim_paths, _http_url, _Section
+from .inject import DEFAULT_INJECT, InjectList, UpstreamHeaders, check_filter
 from .rules import RuleConfig
 
 
@@ -130,6 +131,8 @@ class UpstreamConfig(_Section):
     allowed_emails: Emails | None = None
     allowed_groups: Names | None = None
     allowed_roles: Names | None = None
+    headers: UpstreamHeaders = UpstreamHeaders()
+    """``inject`` and ``groups_filter`` for this prefix, each replacing the global one when set."""
 
     @field_validator("prefix")
     @classmethod
@@ -154,6 +157,13 @@ class HeadersConfig(_Section):
     lines over 8 kB. null: no limit."""
     pass_access_token: bool = False
     """Add X-Auth-Request-Access-Token to /oauth/auth answers (mind nginx's proxy_buffer_size)."""
+    inject: InjectList = list(DEFAULT_INJECT)
+    """Headers built from claims or tokens for every upstream (and as X-Auth-Request-* in /oauth/auth's
+    answer): name, source (roles, groups, access_token, id_token) or claim (a claim path), prefix,
+    separator, max_bytes. Client copies of every listed name are dropped (underscore spellings too)."""
+    groups_filter: Annotated[str | None, AfterValidator(check_filter)] = None
+    """Only the groups this regex matches (re.match, from the start of the name; bounded like the
+    rules' regexes) go into X-Forwarded-Groups and injected groups. Headers only: rules see all."""
     no_store: bool = False
     """Answers to signed-in requests get Cache-Control: no-store (the upstream's caching headers
     dropped), so after sign-out the back button can't show them from the browser's cache."""

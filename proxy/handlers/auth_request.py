@@ -29,7 +29,7 @@ from .. import pages
 from ..authz import Rules, first_denial
 from ..forward_headers import identity_headers
 from ..fronts import FrontConflict, Original, read_original
-from ..keys import RULES, SETTINGS
+from ..keys import INJECT, RULES, SETTINGS
 from ..redirects import safe_redirect
 from ..sessions.base import Identity
 from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, rule_denial, skip_auth
@@ -107,7 +107,12 @@ async def auth_check(request: web.Request) -> web.StreamResponse:
         return web.Response(status=403, headers=headers)
     if rule_denial(request, who, orig.method, orig.uri):  # as the front reports the request
         return web.Response(status=403, headers=headers)
-    signed_in = _signed_in_headers(identity, settings.headers.max_groups_bytes)
+    scope = app[INJECT].everywhere
+    signed_in = _signed_in_headers(scope.filter_groups(identity), settings.headers.max_groups_bytes)
+    id_token = who.session.id_token if who.session is not None else None
+    injected = scope.headers(identity, who.access_token, id_token, auth=True)
+    if injected:
+        signed_in = CIMultiDictProxy(CIMultiDict({**signed_in, **injected}))
     if settings.headers.pass_access_token:
         return web.Response(
             status=202, headers={**signed_in, "X-Auth-Request-Access-Token": who.access_token}

@@ -13,9 +13,8 @@ from aiohttp import web
 from .. import pages
 from ..authz import Rules
 from ..forward_headers import upstream_request_headers
-from ..keys import COOKIES, REQUEST_ID, ROUTER, RULES, SETTINGS, UPSTREAM_HTTP
+from ..keys import COOKIES, INJECT, REQUEST_ID, ROUTER, RULES, SETTINGS, UPSTREAM_HTTP
 from ..routing import PathRefused, Upstream
-from ..sessions.base import Identity
 from ..upstream import forward_http
 from ..upstream_ws import forward_ws, is_websocket
 from .access import (
@@ -119,25 +118,30 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     fold = upstream.case_insensitive
     if rule_denial(request, who, request.method, request.raw_path, fold, upstream=upstream.prefix):
         return forbidden(request, who)
-    return await _forward(request, upstream, who.identity, bearer=who.via == "bearer")
+    return await _forward(request, upstream, who)
 
 
-async def _forward(
-    request: web.Request, upstream: Upstream, identity: Identity | None, *, bearer: bool = False
-) -> web.StreamResponse:
+async def _forward(request: web.Request, upstream: Upstream, who: Principal | None) -> web.StreamResponse:
     app = request.app
     codec, settings = app[COOKIES], app[SETTINGS]
     scheme, _, host = own_origin(request).partition("://")
+    scope = app[INJECT].for_prefix(upstream.prefix)
+    identity = scope.filter_groups(who.identity) if who is not None else None
+    bearer = who is not None and who.via == "bearer"
     headers = upstream_request_headers(
         request,
         upstream,
         identity,
+        strip=app[INJECT].strip,
         drop_cookies=codec.names,
         trust_forwarded=settings.server.trust_forwarded_headers,
         scheme=scheme,
         host=host,
         max_groups_bytes=settings.headers.max_groups_bytes,
     )
+    if who is not None:
+        id_token = who.session.id_token if who.session is not None else None
+        headers.update(scope.headers(who.identity, who.access_token, id_token))
     token = csrf_token(request) if identity is not None else None
     if token is not None:
         headers[UPSTREAM_CSRF_HEADER] = token  # for the app's sign-out form (logout.allow_get: false)
