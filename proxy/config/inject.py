@@ -20,7 +20,8 @@ _RESERVED = frozenset(
         "Proxy-Connection", "TE", "Trailer", "Upgrade", "Expect", "Origin", "Forwarded", "X-Real-IP",
         "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port",
         "X-Forwarded-Prefix", "X-Request-ID", "X-Forwarded-User", "X-Forwarded-Email",
-        "X-Forwarded-Preferred-Username", "X-Forwarded-Groups", "X-Original-Method", "X-Original-URI",
+        "X-Forwarded-Preferred-Username", "X-Forwarded-Groups", "X-Forwarded-Groups-Truncated",
+        "X-Original-Method", "X-Original-URI",
         "X-Original-URL", "X-Forwarded-Method", "X-Forwarded-Uri", "X-HTTP-Method-Override",
         "X-HTTP-Method", "X-Method-Override",
     )
