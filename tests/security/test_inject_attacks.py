@@ -1,0 +1,61 @@
+"""Attack table for headers.inject: a client's copies of injected names in every spelling are
+dropped (also when no value is injected), and claim values built to break out of their header
+(CR/LF, NUL, the separator) never reach the upstream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
+from multidict import CIMultiDict
+from yarl import URL
+
+from proxy.config import load_settings
+from proxy.forward_headers import upstream_request_headers
+from proxy.inject import Injections
+from proxy.routing import Upstream
+from proxy.sessions.base import Identity
+
+BASE: dict[str, Any] = {
+    "provider": {"issuer_url": "https://idp.example.com/realms/main", "client_id": "proxy",
+                 "client_secret": "client-s3cret"},
+    "cookie": {"secret": "c" * 32},
+    "headers": {"inject": [{"name": "X-Forwarded-Roles", "source": "roles"},
+                           {"name": "X-Tenant", "claim": "tenant"},
+                           {"name": "Authorization", "source": "access_token", "prefix": "Bearer "}]},
+}  # fmt: skip
+INJ = Injections.of(load_settings(**BASE))
+UP = Upstream("/", URL("http://app:8080"), 30.0, True)
+
+SPELLINGS = [
+    "X-Forwarded-Roles", "x-forwarded-roles", "X_Forwarded_Roles", "X-Forwarded_Roles", "x_forwarded_roles",
+    "X-Forwarded-Roles-Truncated", "X_Forwarded_Roles_Truncated", "X-Tenant", "X_Tenant", "x-tenant",
+    "X-Tenant-Truncated", "Authorization", "authorization",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", SPELLINGS)
+@pytest.mark.parametrize("signed_in", [True, False])
+def test_client_copies_never_reach_the_upstream(name: str, signed_in: bool) -> None:
+    request = make_mocked_request("GET", "/x", headers=CIMultiDict([(name, "forged")]))
+    identity = Identity(sub="s") if signed_in else None  # no roles, no tenant: nothing injected
+    out = upstream_request_headers(
+        request, UP, identity, drop_cookies=frozenset(), trust_forwarded=False, scheme="http", host="h",
+        strip=INJ.strip,
+    )  # fmt: skip
+    assert "forged" not in out.values()
+
+
+@pytest.mark.parametrize(
+    "evil",
+    ["acme\r\nX-Forwarded-User: root", "acme\nX-Forwarded-User: root", "acme\r", "acme\x00", "acme,root",
+     "\x1b[31m", "acme\x7f", "\u2028"],
+)  # fmt: skip
+def test_claim_values_that_break_out_are_left_out(evil: str) -> None:
+    who = Identity(sub="s", roles=("viewer", evil), claims=(("tenant", (evil,)),))
+    for auth in (False, True):
+        out = INJ.everywhere.headers(who, "tok\r\nX-A: b", None, auth=auth)
+        for value in out.values():
+            assert "\r" not in value and "\n" not in value and "\x00" not in value and "root" not in value
+        assert list(out.values())[0] == "viewer" or evil == "\u2028"
