@@ -46,9 +46,10 @@ def _join(values: Sequence[str], prefix: str, separator: str, cap: int | None) -
     return prefix + separator.join(kept), cut
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Injection:
-    """The headers of one scope (global, or one upstream), compiled."""
+    """The headers of one scope (global, or one upstream), compiled. Hashed by identity (built once
+    at start-up): it keys the per-request memos."""
 
     specs: tuple[InjectHeader, ...]
     groups_filter: re.Pattern[str] | None

@@ -29,6 +29,7 @@ from .. import pages
 from ..authz import Rules, first_denial
 from ..forward_headers import identity_headers
 from ..fronts import FrontConflict, Original, read_original
+from ..inject import Injection
 from ..keys import INJECT, RULES, SETTINGS
 from ..redirects import safe_redirect
 from ..sessions.base import Identity
@@ -107,12 +108,10 @@ async def auth_check(request: web.Request) -> web.StreamResponse:
         return web.Response(status=403, headers=headers)
     if rule_denial(request, who, orig.method, orig.uri):  # as the front reports the request
         return web.Response(status=403, headers=headers)
-    scope = app[INJECT].everywhere
-    signed_in = _signed_in_headers(scope.filter_groups(identity), settings.headers.max_groups_bytes)
     id_token = who.session.id_token if who.session is not None else None
-    injected = scope.headers(identity, who.access_token, id_token, auth=True)
-    if injected:
-        signed_in = CIMultiDictProxy(CIMultiDict({**signed_in, **injected}))
+    signed_in = _signed_in_headers(
+        identity, settings.headers.max_groups_bytes, app[INJECT].everywhere, who.access_token, id_token
+    )
     if settings.headers.pass_access_token:
         return web.Response(
             status=202, headers={**signed_in, "X-Auth-Request-Access-Token": who.access_token}
@@ -121,9 +120,14 @@ async def auth_check(request: web.Request) -> web.StreamResponse:
 
 
 @functools.lru_cache(maxsize=16_384)
-def _signed_in_headers(identity: Identity, max_groups_bytes: int | None) -> Mapping[str, str]:
-    """A 202's headers for ``identity``: memoised, the same user asks with each of their requests.
-    Read-only, and the kind aiohttp copies fastest (a multidict proxy: half the cost of a
-    ``MappingProxyType`` of a dict)."""
-    headers = {**pages.NO_STORE, **identity_headers(identity, max_groups_bytes, "X-Auth-Request-")}
+def _signed_in_headers(
+    identity: Identity, max_groups_bytes: int | None, scope: Injection, access: str, id_token: str | None
+) -> Mapping[str, str]:
+    """A 202's headers for ``identity``: the identity headers (groups through ``groups_filter``) and
+    the injected ones (``proxy.inject``). Memoised: the same user asks with each of their requests,
+    and the tokens change only at a refresh. Read-only, and the kind aiohttp copies fastest (a
+    multidict proxy: half the cost of a ``MappingProxyType`` of a dict)."""
+    shown = scope.filter_groups(identity)
+    headers = {**pages.NO_STORE, **identity_headers(shown, max_groups_bytes, "X-Auth-Request-")}
+    headers.update(scope.headers(identity, access, id_token, auth=True))
     return CIMultiDictProxy(CIMultiDict(headers))
