@@ -5,11 +5,14 @@ the same values through the real nginx from /oauth/auth's X-Auth-Request-* answe
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from proxy.keys import COOKIES, STORE
 from tests.conftest import ROOT, Keycloak, ProxyFactory, RunningProxy
 from tests.support.browser import navigate, new_browser, submit_login
 from tests.support.keycloak_authz import ensure_authz_realm
@@ -97,3 +100,31 @@ async def test_default_roles_header_through_nginx(site: str, realm: Keycloak) ->
     assert "admin" not in seen["x-forwarded-roles"][0].split(",")
     assert "x-forwarded-roles-truncated" not in seen
     assert json.dumps(seen).count("admins") == 0
+
+
+async def test_injected_values_are_refreshed_with_the_tokens(
+    make_proxy: ProxyFactory, realm: Keycloak, upstream: str, redis_url: str
+) -> None:
+    proxy = await make_proxy(
+        issuer=realm.issuer, upstream=upstream, session={"store": "redis", "redis_url": redis_url},
+        headers={"inject": INJECT},
+    )  # fmt: skip
+    async with new_browser(realm.url) as browser:
+        page = await navigate(browser, proxy.url + "/x")
+        page = await submit_login(browser, page, "carol", "carol-password")
+        assert page.status == 200
+        cookie = next(c.value for c in browser.cookie_jar if c.key == "_auth_proxy")
+        ticket = proxy.app[COOKIES].decode(cookie)
+        assert ticket is not None
+        session = await proxy.app[STORE].load(ticket)
+        assert session is not None and session.identity.claim("email") == ("carol@example.com",)
+        stale = replace(session.identity, claims=(("email", ("stale@example.com",)),))
+        await proxy.app[STORE].save(
+            ticket, replace(session, identity=stale, access_expires_at=time.time() - 1)
+        )
+        async with browser.get(proxy.url + "/x") as r:
+            seen = names((await r.json())["headers"])
+    assert seen["x-forwarded-mail"] == ["carol@example.com"]  # read again at the refresh
+    assert seen["authorization"] != [f"Bearer {session.access_token}"]  # the new token
+    renewed = await proxy.app[STORE].load(ticket)
+    assert renewed is not None and seen["authorization"] == [f"Bearer {renewed.access_token}"]
