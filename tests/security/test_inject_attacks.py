@@ -16,6 +16,9 @@ from proxy.forward_headers import upstream_request_headers
 from proxy.inject import Injections
 from proxy.routing import Upstream
 from proxy.sessions.base import Identity
+from tests.conftest import ProxyFactory
+from tests.support.fake_provider import FakeProvider
+from tests.support.login import signed_in_browser
 
 BASE: dict[str, Any] = {
     "provider": {"issuer_url": "https://idp.example.com/realms/main", "client_id": "proxy",
@@ -59,3 +62,29 @@ def test_claim_values_that_break_out_are_left_out(evil: str) -> None:
         for value in out.values():
             assert "\r" not in value and "\n" not in value and "\x00" not in value and "root" not in value
         assert list(out.values())[0] == "viewer" or evil == "\u2028"
+
+
+# --- end to end: claims built to break out, through the real proxy -----------------------------
+
+
+async def test_crlf_in_claims_never_reaches_the_upstream(
+    make_proxy: ProxyFactory, fake_provider: FakeProvider, upstream: str
+) -> None:
+    fake_provider.claims["groups"] = ["staff", "evil\r\nX-Forwarded-User: root", "a,admins"]
+    fake_provider.claims["tenant"] = "acme\r\nX-Injected: 1"
+    fake_provider.claims["unit"] = ["u1", "u2\x00"]
+    proxy = await make_proxy(
+        issuer=fake_provider.issuer, upstream=upstream,
+        headers={"inject": [{"name": "X-Forwarded-Roles", "source": "roles"},
+                            {"name": "X-Groups", "source": "groups"},
+                            {"name": "X-Tenant", "claim": "tenant"},
+                            {"name": "X-Unit", "claim": "unit"}]},
+    )  # fmt: skip
+    browser = await signed_in_browser(proxy.url)
+    async with browser:
+        async with browser.get(proxy.url + "/x", headers={"X_Tenant": "forged", "X-Unit": "forged"}) as r:
+            seen = {k.lower(): v for k, v in (await r.json())["headers"]}
+    assert seen["x-groups"] == "staff"
+    assert "x-tenant" not in seen and "x_tenant" not in seen and "x-injected" not in seen
+    assert seen["x-unit"] == "u1"
+    assert seen["x-forwarded-user"] != "root"
