@@ -7,11 +7,15 @@ from __future__ import annotations
 import time
 
 import pytest
+from multidict import CIMultiDict
 
 from proxy.config.rules import RuleConfig
 from proxy.rules import MAX_SUBJECT, RuleTable, effective_methods
 from proxy.saferegex import UnsafeRegex, check
 from proxy.sessions.base import Identity
+from tests.conftest import ProxyFactory
+from tests.support.fake_provider import FakeProvider
+from tests.support.login import signed_in_browser
 
 NOBODY = Identity(sub="x")
 
@@ -81,3 +85,51 @@ def test_unknown_methods_fail_closed(method: str, headers: dict[str, str], query
     t = RuleTable([RuleConfig(path="/", methods=["DELETE"], deny=True)])
     assert effective_methods(method, headers, query) is None
     assert t.decide(NOBODY, effective_methods(method, headers, query), "/x") is not None
+
+
+# --- /oauth/auth: the original request as the front reports it ----------------------------------
+
+ORIGINAL = [
+    # (headers describing the original request, status)
+    ({"X-Original-Method": "GET", "X-Original-URI": "/other"}, 202),
+    ({"X-Original-Method": "GET", "X-Original-URI": "/admin/x"}, 202),
+    ({"X-Original-Method": "DELETE", "X-Original-URI": "/admin/x"}, 403),
+    ({"X-Original-Method": "DELETE", "X-Original-URI": "/x/..;/admin"}, 403),
+    ({"X-Original-Method": "DELETE", "X-Original-URI": "/%61dmin"}, 403),
+    ({"X-Original-Method": "GET", "X-Original-URI": "/admin", "X-HTTP-Method-Override": "DELETE"}, 403),
+    ({"X-Original-Method": "GET", "X-Original-URI": "/admin?_method=DELETE"}, 403),
+    ({"X-Original-Method": "delete", "X-Original-URI": "/other"}, 403),  # not a plain method: unknown
+    ({"X-Original-Method": "BREW", "X-Original-URI": "/other"}, 403),
+    ({"X-Original-URI": "/other"}, 403),  # no method
+    ({"X-Original-Method": "GET"}, 403),  # no URI
+    ({"X-Original-Method": "GET", "X-Original-URI": "http://h/other"}, 403),  # not origin-form
+    ({"X-Original-Method": "DELETE", "X-Original-URI": "/admin", "X-Forwarded-Method": "GET",
+      "X-Forwarded-Uri": "/other"}, 403),  # another front's headers are not read
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("headers", "expected"), ORIGINAL)
+async def test_oauth_auth_rules_on_the_original_request(
+    make_proxy: ProxyFactory, fake_provider: FakeProvider, headers: dict[str, str], expected: int
+) -> None:
+    proxy = await make_proxy(
+        issuer=fake_provider.issuer, auth_request={"front": "nginx"},
+        authorization={"rules": [{"path": "/admin", "methods": ["DELETE"], "deny": True}]},
+    )  # fmt: skip
+    browser = await signed_in_browser(proxy.url)
+    async with browser, browser.get(proxy.url + "/oauth/auth", headers=headers) as r:
+        assert r.status == expected
+
+
+async def test_oauth_auth_refuses_a_doubled_original_method(
+    make_proxy: ProxyFactory, fake_provider: FakeProvider
+) -> None:
+    proxy = await make_proxy(
+        issuer=fake_provider.issuer, auth_request={"front": "nginx"},
+        authorization={"rules": [{"path": "/admin", "methods": ["DELETE"], "deny": True}]},
+    )  # fmt: skip
+    browser = await signed_in_browser(proxy.url)
+    doubled = CIMultiDict([("X-Original-Method", "GET"), ("X-Original-Method", "DELETE"),
+                           ("X-Original-URI", "/admin")])  # fmt: skip
+    async with browser, browser.get(proxy.url + "/oauth/auth", headers=doubled) as r:
+        assert r.status == 400
