@@ -12,6 +12,7 @@ from .app import create_app
 from .config import ConfigError, load_settings
 from .cpus import usable_cpus
 from .logs import setup_logging
+from .rules import RuleTable
 from .workers import serve, supervise
 
 
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"auth-proxy: {exc}", file=sys.stderr)
         return 2
     if args.check_config:
+        print("\n".join(RuleTable(settings.authorization.rules).describe()))
         print("configuration OK")
         return 0
     json_output = args.log_format == "json"

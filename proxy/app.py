@@ -16,9 +16,11 @@ from .cookies import CookieCodec
 from .errors import StoreUnavailable
 from .handlers import auth, auth_request, backchannel, logout, probe, sessions
 from .handlers import proxy as proxy_handler
+from .inject import Injections
 from .keys import (
     AUTHENTICATOR,
     COOKIES,
+    INJECT,
     LOCK,
     METRICS,
     PROVIDER,
@@ -27,6 +29,7 @@ from .keys import (
     REFRESHER,
     REPLAY,
     ROUTER,
+    RULE_TABLE,
     RULES,
     SERVER_TLS,
     SESSION,
@@ -45,6 +48,7 @@ from .oidc.client import Client
 from .oidc.discovery import Provider
 from .page_templates import TemplateError, Templates
 from .routing import Router
+from .rules import RuleTable
 from .sessions.backend import Backend
 from .sessions.cache import SessionCache
 from .sessions.crypto import derive_server_key
@@ -192,6 +196,8 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
     )
     app[ROUTER] = Router(settings.upstreams, settings.cors.policy)
     app[RULES] = RuleBook.of(settings.authorization, settings.upstreams)
+    app[RULE_TABLE] = RuleTable(settings.authorization.rules)
+    app[INJECT] = Injections.of(settings)
     issuer_host = urlsplit(settings.provider.issuer_url).hostname
     provider_name = settings.pages.provider_name or issuer_host or "the sign-in provider"
     try:

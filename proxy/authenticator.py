@@ -57,7 +57,7 @@ class Authenticator:
         session = await self.session(request)
         if session is None:
             return None
-        return Principal(session.identity, session.access_token, "session")
+        return Principal(session.identity, session.access_token, "session", session.id_token)
 
     async def session(self, request: web.Request) -> Session | None:
         """The signed-in session, ``None`` without one. ``StoreUnavailable`` propagates: fail

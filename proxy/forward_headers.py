@@ -117,7 +117,10 @@ def upstream_request_headers(
     scheme: str,
     host: str,
     max_groups_bytes: int | None = 2048,
+    strip: frozenset[str] = frozenset(),
 ) -> CIMultiDict[str]:
+    """``strip``: more names (lower case, ``-`` for ``_``) a client's copies of are dropped (the
+    injected headers, ``proxy.inject``)."""
     listed = _connection_listed(request.headers.items())
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in request.headers.items():
@@ -125,7 +128,13 @@ def upstream_request_headers(
         # Compare with "_" read as "-": WSGI/CGI upstreams (Django, Flask, PHP) see X_Forwarded_User
         # and X-Forwarded-User as the same variable (cf. oauth2-proxy CVE-2025-64484).
         norm = low.replace("_", "-")
-        if low in HOP_BY_HOP or low in listed or norm in _SPOOFABLE or norm.startswith(_SPOOFABLE_PREFIXES):
+        if (
+            low in HOP_BY_HOP
+            or low in listed
+            or norm in _SPOOFABLE
+            or norm.startswith(_SPOOFABLE_PREFIXES)
+            or norm in strip
+        ):
             continue
         if norm in _REPLACED or (norm in _FORWARDING and (not client.trusted_peer or low != norm)):
             continue

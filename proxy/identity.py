@@ -27,6 +27,9 @@ class Identity:
     email_verified: bool | None = None
     """The ``email_verified`` claim; ``None`` when the provider doesn't say. Email rules never match
     an address the provider calls unverified."""
+    claims: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """``(claim path, values)`` for each extra claim path the configuration reads (rules' ``claims``,
+    ``headers.inject``), taken with groups and roles at sign-in and refresh (``proxy.claims``)."""
 
     def __post_init__(self) -> None:
         # Stored sessions come back from JSON with lists: keep them tuples (hashable, comparable).
@@ -35,6 +38,8 @@ class Identity:
             if isinstance(value, (str, bytes)):
                 raise TypeError(f"Identity.{name} must be a sequence of names, not a string")
             object.__setattr__(self, name, tuple(value))
+        pairs = tuple((str(path), tuple(str(v) for v in values)) for path, values in self.claims)
+        object.__setattr__(self, "claims", pairs)
         # Identities key the per-user memos (headers, rule verdicts) of every request: hash once.
         object.__setattr__(self, "_hash", hash(tuple(getattr(self, f.name) for f in fields(self))))
 
@@ -45,6 +50,13 @@ class Identity:
     def user(self) -> str:
         return self.preferred_username or self.sub
 
+    def claim(self, path: str) -> tuple[str, ...]:
+        """The values read at ``path`` (a configured extra claim path; ``()`` if none or not read)."""
+        for name, values in self.claims:
+            if name == path:
+                return values
+        return ()
+
     @classmethod
     def from_claims(
         cls,
@@ -52,6 +64,7 @@ class Identity:
         *,
         groups: Sequence[str] | None = None,
         roles: Sequence[str] = (),
+        extra: Sequence[tuple[str, tuple[str, ...]]] = (),
     ) -> Identity:
         """The identity in ``claims``; ``groups``/``roles`` as read along the configured claim paths
         (``proxy.claims``), else the ``groups`` claim and no roles."""
@@ -70,6 +83,7 @@ class Identity:
             groups=tuple(groups),
             roles=tuple(roles),
             email_verified=_bool_or_none(claims.get("email_verified")),
+            claims=tuple(extra),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -102,3 +116,5 @@ class Principal(NamedTuple):
     identity: Identity
     access_token: str
     via: Literal["session", "bearer"]
+    id_token: str | None = None
+    """The session's ID token (``None`` for a bearer token): for ``headers.inject`` source ``id_token``."""

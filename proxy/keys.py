@@ -16,11 +16,13 @@ if TYPE_CHECKING:
     from .authz import RuleBook
     from .config import Settings
     from .cookies import CookieCodec
+    from .inject import Injections
     from .metrics_registry import Metrics
     from .oidc.client import Client
     from .oidc.discovery import Provider
     from .page_templates import Templates
     from .routing import Router
+    from .rules import RuleTable
     from .sessions.backend import Connection
     from .sessions.base import Session
     from .sessions.guards import Lock, ReplayGuard
@@ -51,6 +53,10 @@ PROVIDER_HTTP: web.AppKey[ClientSession] = web.AppKey("provider_http")
 ROUTER: web.AppKey[Router] = web.AppKey("router")
 RULES: web.AppKey[RuleBook] = web.AppKey("rules")
 """The authorization rules, global and per upstream prefix."""
+INJECT: web.AppKey[Injections] = web.AppKey("inject")
+"""``headers.inject`` / ``groups_filter``, global and per upstream (proxy/inject.py)."""
+RULE_TABLE: web.AppKey[RuleTable] = web.AppKey("rule_table")
+"""``authorization.rules``, compiled (proxy/rules.py)."""
 TEMPLATES: web.AppKey[Templates] = web.AppKey("templates")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 """This app's Prometheus registry and metrics (never a process-global registry)."""

@@ -64,3 +64,28 @@ def test_the_process_serves_and_stops(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=40)
     assert time.monotonic() - started < 35
     assert "provider discovery failed" in err  # logged, retried, the process stayed up
+
+
+def test_check_config_prints_the_rule_table_and_names_a_bad_rule(tmp_path: Path) -> None:
+    head = "provider: {issuer_url: 'http://kc/realms/x', client_id: p, client_secret: s}\n" + (
+        "cookie: {secret: '" + "s" * 32 + "'}\n"
+    )
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        head + "authorization:\n  rules:\n"
+        "    - {path: /admin, methods: [DELETE], deny: true, name: no deletes}\n"
+        "    - {path: '^/api/v[0-9]+/', allowed_roles: [auditor], claims: {org.tenant: [acme]},\n"
+        "       require: any}\n"
+    )
+    done = run("--config", str(good), "--check-config")
+    assert done.returncode == 0, done.stderr
+    assert "[0] (no deletes) DELETE prefix /admin: deny" in done.stdout
+    assert (
+        "[1] * regex ^/api/v[0-9]+/: allow if allowed_roles in [auditor] or claims.org.tenant in [acme]"
+        in (done.stdout)
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(head + "authorization:\n  rules:\n    - {path: /x}\n    - {path: '^(a+)+'}\n")
+    done = run("--config", str(bad), "--check-config")
+    assert done.returncode == 2 and "authorization.rules.1.path" in done.stderr and "nested" in done.stderr
+    assert "Traceback" not in done.stderr

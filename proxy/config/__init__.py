@@ -83,6 +83,9 @@ class Settings(BaseSettings):
                 "api.untyped_access_tokens: needs api.audiences naming the API's audience, not "
                 f"provider.client_id {self.provider.client_id!r} (an ID token is addressed to it)"
             )
+        lists = [self.headers.inject, *(u.headers.inject or () for u in self.upstreams)]
+        claim_paths = tuple(h.claim for inject in lists for h in inject if h.claim is not None)
+        self.authorization.read_claim_paths(claim_paths)  # read into identities at sign-in/refresh
         return self
 
 

@@ -24,6 +24,8 @@ from ..rewrite import Rewrite, check_pattern, check_replacement
 from ..trusted_proxies import Network, parse_network
 from .cors import CorsConfig
 from .fields import Domains, Duration, Emails, Names, _claim_paths, _http_url, _Section
+from .inject import DEFAULT_INJECT, InjectList, UpstreamHeaders, check_filter
+from .rules import RuleConfig
 from .tls import TlsClientOptions
 
 
@@ -54,8 +56,12 @@ class AuthorizationConfig(_Section):
     identity headers. Searched in the decoded, normalised path; anchor them (``^/health$``)."""
     skip_auth_preflight: bool = False
     """Let CORS preflights (OPTIONS with Access-Control-Request-Method) through without a session."""
+    rules: list[RuleConfig] = []
+    """Per-route rules (proxy/rules.py): the first whose path and method match applies, on top of the
+    allowed_* lists above and the upstream's (it narrows or denies, never lifts them)."""
 
     _skip_routes: tuple[SkipRoute, ...] = PrivateAttr(())
+    _extra_claim_paths: tuple[str, ...] = PrivateAttr(())
 
     @field_validator("skip_auth_routes")
     @classmethod
@@ -67,7 +73,18 @@ class AuthorizationConfig(_Section):
     @model_validator(mode="after")
     def _compile(self) -> AuthorizationConfig:
         self._skip_routes = tuple(SkipRoute.parse(v) for v in self.skip_auth_routes)
+        paths = (p for rule in self.rules for p in rule.claim_paths())
+        self._extra_claim_paths = tuple(dict.fromkeys(paths))
         return self
+
+    def read_claim_paths(self, paths: tuple[str, ...]) -> None:
+        """Also read these claim paths into identities (``headers.inject``; set by the settings)."""
+        self._extra_claim_paths = tuple(dict.fromkeys((*self._extra_claim_paths, *paths)))
+
+    @property
+    def extra_claim_paths(self) -> tuple[str, ...]:
+        """Claim paths read into ``Identity.claims`` besides groups and roles."""
+        return self._extra_claim_paths
 
     @property
     def skip_routes(self) -> tuple[SkipRoute, ...]:
@@ -190,6 +207,9 @@ class UpstreamConfig(TlsClientOptions):
     def trusted_networks(self) -> tuple[Network, ...]:
         return self._trusted
 
+    headers: UpstreamHeaders = UpstreamHeaders()
+    """``inject`` and ``groups_filter`` for this prefix, each replacing the global one when set."""
+
     @field_validator("prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
@@ -252,6 +272,13 @@ class HeadersConfig(_Section):
     lines over 8 kB. null: no limit."""
     pass_access_token: bool = False
     """Add X-Auth-Request-Access-Token to /oauth/auth answers (mind nginx's proxy_buffer_size)."""
+    inject: InjectList = list(DEFAULT_INJECT)
+    """Headers built from claims or tokens for every upstream (and as X-Auth-Request-* in /oauth/auth's
+    answer): name, source (roles, groups, access_token, id_token) or claim (a claim path), prefix,
+    separator, max_bytes. Client copies of every listed name are dropped (underscore spellings too)."""
+    groups_filter: Annotated[str | None, AfterValidator(check_filter)] = None
+    """Only the groups this regex matches (re.match, from the start of the name; bounded like the
+    rules' regexes) go into X-Forwarded-Groups and injected groups. Headers only: rules see all."""
     no_store: bool = False
     """Answers to signed-in requests get Cache-Control: no-store (the upstream's caching headers
     dropped), so after sign-out the back button can't show them from the browser's cache."""

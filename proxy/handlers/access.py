@@ -4,6 +4,7 @@
 - :func:`principal`: the bearer token (``api.accept_bearer``) if one is presented, else the session;
   ``None`` for neither; :class:`BearerRejected` for a bad token.
 - :func:`denial`: which rule (if any) turns the identity away; denials are logged.
+- :func:`rule_denial`: the same for ``authorization.rules`` (method and path of the request).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from .. import pages
 from ..authenticator import BearerRejected as BearerRejected
 from ..authz import Rules, first_denial
 from ..identity import Principal
-from ..keys import AUTHENTICATOR, RULES, SETTINGS
+from ..keys import AUTHENTICATOR, RULE_TABLE, RULES, SETTINGS
 from ..paths import skips_auth
+from ..rules import Denial, effective_methods
 
 log = logging.getLogger(__name__)
 
@@ -75,3 +77,35 @@ def denial(
                    "rule": failed, "via": who.via, "path": path, **context},
         )  # fmt: skip
     return failed
+
+
+def rule_denial(
+    request: web.Request,
+    who: Principal,
+    method: str | None,
+    raw_path: str | None,
+    fold: bool = False,
+    **context: str,
+) -> Denial | None:
+    """The ``authorization.rules`` entry that refuses ``method`` on ``raw_path`` (logged with its
+    index), or ``None``. ``None`` for the method or path means the front did not say: refused."""
+    table = request.app[RULE_TABLE]
+    if not table:
+        return None
+    if table.uses_methods:
+        query = raw_path.partition("?")[2] if raw_path else ""
+        methods = effective_methods(method, request.headers, query)
+    else:
+        methods = ("*",)  # no rule names a method
+    found = table.decide(who.identity, methods, raw_path, fold)
+    if found is not None:
+        log.info(
+            "denied by %s: %s",
+            found.key if found.index >= 0 else "authorization.rules",
+            found.reason,
+            extra={"event": "denied", "sub": who.identity.sub, "user": who.identity.user,
+                   "rule": "authorization.rules", "rule_index": found.index, "rule_name": found.name,
+                   "reason": found.reason, "via": who.via, "method": (method or "?")[:16],
+                   "path": (raw_path or "?")[:512], **context},
+        )  # fmt: skip
+    return found

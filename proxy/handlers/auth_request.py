@@ -11,7 +11,8 @@
          that can't, such as Traefik); a bad bearer token: ``WWW-Authenticate: Bearer
          error="invalid_token"``
     403  signed in but refused by the global ``authorization`` rules or this location's narrowing
-         (``allowed_groups`` / ``allowed_roles`` / ``allowed_emails`` / ``allowed_email_domains``)
+         (``allowed_groups`` / ``allowed_roles`` / ``allowed_emails`` / ``allowed_email_domains``),
+         or by ``authorization.rules`` on the original method and URI (unknown ones: refused)
     503  the session store or the provider's keys are unreachable (never 202)
 """
 
@@ -29,9 +30,10 @@ from ..authz import Rules, first_denial
 from ..forward_headers import identity_headers
 from ..fronts import FrontConflict
 from ..identity import Identity
-from ..keys import RULES, SETTINGS
+from ..inject import Injection
+from ..keys import INJECT, RULES, SETTINGS
 from ..redirects import safe_redirect
-from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, skip_auth
+from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, rule_denial, skip_auth
 from .common import original, start_url
 
 log = logging.getLogger(__name__)
@@ -89,7 +91,12 @@ async def auth_check(request: web.Request) -> web.StreamResponse:
     if first_denial(all_rules, identity) is not None:  # the cheap check first; denial() logs
         denial(request, who, all_rules, orig.uri or "?")
         return web.Response(status=403, headers=headers)
-    signed_in = _signed_in_headers(identity, settings.headers.max_groups_bytes)
+    if rule_denial(request, who, orig.method, orig.uri):  # as the front reports the request
+        return web.Response(status=403, headers=headers)
+    id_token = who.id_token
+    signed_in = _signed_in_headers(
+        identity, settings.headers.max_groups_bytes, app[INJECT].everywhere, who.access_token, id_token
+    )
     if settings.headers.pass_access_token:
         return web.Response(
             status=202, headers={**signed_in, "X-Auth-Request-Access-Token": who.access_token}
@@ -98,9 +105,14 @@ async def auth_check(request: web.Request) -> web.StreamResponse:
 
 
 @functools.lru_cache(maxsize=16_384)
-def _signed_in_headers(identity: Identity, max_groups_bytes: int | None) -> Mapping[str, str]:
-    """A 202's headers for ``identity``: memoised, the same user asks with each of their requests.
-    Read-only, and the kind aiohttp copies fastest (a multidict proxy: half the cost of a
-    ``MappingProxyType`` of a dict)."""
-    headers = {**pages.NO_STORE, **identity_headers(identity, max_groups_bytes, "X-Auth-Request-")}
+def _signed_in_headers(
+    identity: Identity, max_groups_bytes: int | None, scope: Injection, access: str, id_token: str | None
+) -> Mapping[str, str]:
+    """A 202's headers for ``identity``: the identity headers (groups through ``groups_filter``) and
+    the injected ones (``proxy.inject``). Memoised: the same user asks with each of their requests,
+    and the tokens change only at a refresh. Read-only, and the kind aiohttp copies fastest (a
+    multidict proxy: half the cost of a ``MappingProxyType`` of a dict)."""
+    shown = scope.filter_groups(identity)
+    headers = {**pages.NO_STORE, **identity_headers(shown, max_groups_bytes, "X-Auth-Request-")}
+    headers.update(scope.headers(identity, access, id_token, auth=True))
     return CIMultiDictProxy(CIMultiDict(headers))

@@ -14,8 +14,8 @@ from .. import pages
 from ..authz import Rules
 from ..cors import CorsPolicy, is_preflight
 from ..forward_headers import upstream_request_headers
-from ..identity import Identity, Principal
-from ..keys import COOKIES, METRICS, REQUEST_ID, ROUTER, RULES, SETTINGS, UPSTREAM_HTTP
+from ..identity import Principal
+from ..keys import COOKIES, INJECT, METRICS, REQUEST_ID, ROUTER, RULES, SETTINGS, UPSTREAM_HTTP
 from ..local_upstream import serve_file, static_answer
 from ..paths import canonical_path
 from ..rewrite import RewriteRefused
@@ -23,7 +23,7 @@ from ..routing import PathRefused, Upstream
 from ..trusted_proxies import in_networks
 from ..upstream import forward_http
 from ..upstream_ws import forward_ws, is_websocket
-from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, skip_auth
+from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, rule_denial, skip_auth
 from .common import CSRF_FIELD, UPSTREAM_CSRF_HEADER, client, csrf_token, own_origin, prefix, start_url
 
 log = logging.getLogger(__name__)
@@ -131,16 +131,17 @@ async def _authorized(
         return pages.error(request, 404, "Not found", "No application is configured for this path.")
     if denial(request, who, rules_for(request, upstream), request.path, upstream=upstream.prefix):
         return forbidden(request, who)
-    return await _answer(request, upstream, who.identity, policy, bearer=who.via == "bearer")
+    fold = upstream.case_insensitive
+    if rule_denial(request, who, request.method, request.raw_path, fold, upstream=upstream.prefix):
+        return forbidden(request, who)
+    return await _answer(request, upstream, who, policy)
 
 
 async def _answer(
     request: web.Request,
     upstream: Upstream,
-    identity: Identity | None,
+    who: Principal | None,
     policy: CorsPolicy | None,
-    *,
-    bearer: bool = False,
 ) -> web.StreamResponse:
     """After authorization: the rewrite (if any), then the upstream, or the proxy's own answer."""
     if upstream.kind == "static":
@@ -160,7 +161,7 @@ async def _answer(
         if exc.status == 414:
             return pages.error(request, 414, "Address too long", "Please use a shorter address.")
         return pages.error(request, 400, "Bad request path", "This address can't be passed on.")
-    return await _forward(request, upstream, identity, policy, bearer=bearer)
+    return await _forward(request, upstream, who, policy)
 
 
 def _trusted_ip(request: web.Request, upstream: Upstream) -> bool:
@@ -178,26 +179,27 @@ def _trusted_ip(request: web.Request, upstream: Upstream) -> bool:
 
 
 async def _forward(
-    request: web.Request,
-    upstream: Upstream,
-    identity: Identity | None,
-    policy: CorsPolicy | None,
-    *,
-    bearer: bool = False,
+    request: web.Request, upstream: Upstream, who: Principal | None, policy: CorsPolicy | None
 ) -> web.StreamResponse:
     app = request.app
     codec, settings = app[COOKIES], app[SETTINGS]
     scheme, _, host = own_origin(request).partition("://")
+    scope = app[INJECT].for_prefix(upstream.prefix)
+    identity = scope.filter_groups(who.identity) if who is not None else None
+    bearer = who is not None and who.via == "bearer"
     headers = upstream_request_headers(
         request,
         upstream,
         identity,
+        strip=app[INJECT].strip,
         drop_cookies=codec.names,
         client=client(request),
         scheme=scheme,
         host=host,
         max_groups_bytes=settings.headers.max_groups_bytes,
     )
+    if who is not None:
+        headers.update(scope.headers(who.identity, who.access_token, who.id_token))
     token = csrf_token(request) if identity is not None else None
     if token is not None:
         headers[UPSTREAM_CSRF_HEADER] = token  # for the app's sign-out form (logout.allow_get: false)

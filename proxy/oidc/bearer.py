@@ -161,6 +161,7 @@ def identity_from(cfg: AuthorizationConfig, sources: Sequence[Mapping[str, Any]]
         sources[0],
         groups=collect(sources, (cfg.groups_claim,)),
         roles=collect(sources, cfg.roles_claims),
+        extra=[(path, collect(sources, (path,))) for path in cfg.extra_claim_paths],
     )
     if cfg.require_verified_email and identity.email_verified is not True:
         identity = replace(identity, email_verified=False)  # unsaid counts as unverified

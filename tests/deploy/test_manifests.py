@@ -33,6 +33,7 @@ IDENTITY_HEADERS = {
     "X-Auth-Request-Email",
     "X-Auth-Request-Preferred-Username",
     "X-Auth-Request-Groups",
+    "X-Auth-Request-Roles",  # headers.inject's default
 }
 NARROWING = {"allowed_groups", "allowed_emails", "allowed_email_domains"}
 SECRET_KEYS = (("provider", "client_secret_file"), ("cookie", "secret_file"))
@@ -525,7 +526,11 @@ def test_placeholder_secrets_stop_the_proxy(recipe_name: str, tmp_path: Path) ->
 # --- Traefik ------------------------------------------------------------------------------------
 
 
-TRAEFIK_REQUEST_HEADERS = {"Cookie", "Authorization", "Access-Control-Request-Method"}
+TRAEFIK_REQUEST_HEADERS = {
+    "Cookie", "Authorization", "Access-Control-Request-Method",
+    # the method overrides an app may honour: authorization.rules with methods check them too
+    "X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override",
+}  # fmt: skip
 
 
 def test_traefik_forward_auth() -> None:
