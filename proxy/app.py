@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -19,20 +18,18 @@ from .handlers import proxy as proxy_handler
 from .keys import (
     COOKIES,
     METRICS,
-    PROVIDER,
-    PROVIDER_CLIENT,
-    PROVIDER_HTTP,
+    PROVIDERS,
     ROUTER,
     RULES,
     SETTINGS,
+    STEP_UPS,
     STORE,
     TEMPLATES,
     UPSTREAM_HTTP,
 )
 from .metrics import InstrumentedBackend, Metrics, expose, flush_ctx, listener_ctx
 from .middlewares import Front
-from .oidc.client import Client
-from .oidc.discovery import Provider
+from .oidc.providers import Providers, display_name, provider_ctx
 from .pages import TemplateError, Templates
 from .routing import Router
 from .sessions.backend import Backend
@@ -42,6 +39,7 @@ from .sessions.invalidation import Invalidation
 from .sessions.memory_store import MemoryBackend
 from .sessions.redis_store import RedisBackend, pubsub_backend
 from .sessions.store import SessionStore
+from .signin import step_up_values
 from .upstream_pool import FreshConnector, UpstreamResponse
 
 log = logging.getLogger(__name__)
@@ -93,23 +91,6 @@ async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
     await pubsub.close()
 
 
-async def provider_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    http = aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=settings.provider.timeout),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        headers={"User-Agent": "auth-proxy"},
-    )
-    provider = Provider(settings.provider.issuer_url, http)
-    app[PROVIDER_HTTP] = http
-    app[PROVIDER] = provider
-    discovery = asyncio.ensure_future(provider.discover_until_ready())
-    yield
-    discovery.cancel()
-    await asyncio.gather(discovery, return_exceptions=True)
-    await http.close()
-
-
 async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     http = aiohttp.ClientSession(
         auto_decompress=False,
@@ -136,18 +117,19 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
     app[SETTINGS] = settings
     app[METRICS] = Metrics.for_process(prefix)
     app[COOKIES] = CookieCodec(settings.cookie, settings.session.lifetime)
-    app[PROVIDER_CLIENT] = Client(
-        settings.provider.client_id, settings.provider.secret, tuple(settings.provider.scopes)
-    )
+    providers = settings.all_providers
+    app[PROVIDERS] = Providers(providers)
+    app[STEP_UPS] = step_up_values(settings.upstreams)
     app[ROUTER] = Router(settings.upstreams)
     app[RULES] = RuleBook.of(settings.authorization, settings.upstreams)
-    issuer_host = urlsplit(settings.provider.issuer_url).hostname
-    provider_name = settings.pages.provider_name or issuer_host or "the sign-in provider"
+    provider_name = display_name(providers[0], settings.pages.provider_name)
     try:
         app[TEMPLATES] = Templates(settings.pages.templates_dir, provider_name)
     except TemplateError as exc:
         raise ConfigError(f"invalid configuration:\n  pages.templates_dir: {exc}") from None
-    app.cleanup_ctx.extend([_store_ctx(backend), cache_ctx, provider_ctx, upstream_ctx])
+    app.cleanup_ctx.extend([_store_ctx(backend), cache_ctx])
+    app.cleanup_ctx.extend(provider_ctx(PROVIDERS, cfg) for cfg in providers)  # one each
+    app.cleanup_ctx.append(upstream_ctx)
     app.cleanup_ctx.append(listener_ctx)  # /metrics on server.metrics_listen, if set
     app.cleanup_ctx.append(flush_ctx)
 

@@ -16,8 +16,7 @@ if TYPE_CHECKING:
     from .config import Settings
     from .cookies import CookieCodec
     from .metrics import Metrics
-    from .oidc.client import Client
-    from .oidc.discovery import Provider
+    from .oidc.providers import Providers
     from .pages import Templates
     from .routing import Router
     from .sessions.base import Session
@@ -26,10 +25,10 @@ if TYPE_CHECKING:
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 COOKIES: web.AppKey[CookieCodec] = web.AppKey("cookies")
 STORE: web.AppKey[SessionStore] = web.AppKey("store")
-PROVIDER: web.AppKey[Provider] = web.AppKey("provider")
-PROVIDER_CLIENT: web.AppKey[Client] = web.AppKey("provider_client")
-PROVIDER_HTTP: web.AppKey[ClientSession] = web.AppKey("provider_http")
-"""Client for the provider: a total timeout per request."""
+PROVIDERS: web.AppKey[Providers] = web.AppKey("providers")
+"""Every configured provider (its client, discovery and keys, HTTP client with a total timeout)."""
+STEP_UPS: web.AppKey[frozenset[str]] = web.AppKey("step_ups")
+"""The ``acr_values`` strings upstreams' ``acr`` send browsers to sign in with (``proxy.signin``)."""
 ROUTER: web.AppKey[Router] = web.AppKey("router")
 RULES: web.AppKey[RuleBook] = web.AppKey("rules")
 """The authorization rules, global and per upstream prefix."""

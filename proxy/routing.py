@@ -31,10 +31,17 @@ class Upstream:
     pass_host_header: bool
     case_insensitive: bool = False
     """The upstream reads paths without regard to case (IIS): the prefix matches case-folded."""
+    providers: frozenset[str] | None = None
+    """Only principals of these providers (ids) may pass; ``None``: any provider's."""
+    acr: tuple[str, ...] = ()
+    """The ``acr`` values that satisfy its step-up requirement (empty: none)."""
 
     @classmethod
     def from_config(cls, cfg: UpstreamConfig) -> Upstream:
-        return cls(cfg.prefix, URL(cfg.url), cfg.timeout, cfg.pass_host_header, cfg.case_insensitive)
+        return cls(
+            cfg.prefix, URL(cfg.url), cfg.timeout, cfg.pass_host_header, cfg.case_insensitive,
+            frozenset(cfg.providers) if cfg.providers is not None else None, tuple(cfg.acr or ()),
+        )  # fmt: skip
 
     @functools.cached_property
     def base(self) -> str:

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from proxy import dispatch
 from proxy.app import create_app, hot_paths
 from proxy.config import Settings, load_settings
-from proxy.keys import PROVIDER
+from proxy.keys import PROVIDERS
 from proxy.limits import guard_heads, runner_options
 from proxy.logs import AccessLogger
 from tests.support.fake_provider import FakeProvider
@@ -109,6 +109,8 @@ def make_proxy(aiohttp_server: Any) -> ProxyFactory:
             "session": {"store": "memory"},
             "upstreams": [{"prefix": "/", "url": upstream}] if upstream else [],
         }
+        if "providers" in overrides:  # the list form instead of the single provider
+            del base["provider"]
         settings = load_settings(None, **merge(base, overrides))
         app = create_app(settings)
         runner: dict[str, Any] = {}
@@ -121,7 +123,8 @@ def make_proxy(aiohttp_server: Any) -> ProxyFactory:
             assert server.runner.server is not None
             guard_heads(server.runner.server, settings.server.header_read_timeout)
         if wait_discovery:
-            await app[PROVIDER].discover()
+            for entry in app[PROVIDERS]:
+                await entry.discovery.discover()
         return RunningProxy(str(server.make_url("")).rstrip("/"), app, settings, server)
 
     return factory

@@ -73,6 +73,9 @@ class ApiConfig(_Section):
     """The token's ``aud`` must name one of these; null: [provider.client_id]."""
     authorized_parties: Names = []
     """If set, the token's ``azp`` (the client it was issued to) must be one of these."""
+    issuers: list[str] | None = Field(default=None, min_length=1)
+    """Bearer tokens are accepted from these providers' issuers (each an issuer_url of the provider
+    list); null: from every configured provider. Each token is verified against its issuer's keys."""
 
 
 class WebSocketConfig(_Section):
@@ -114,6 +117,11 @@ class UpstreamConfig(_Section):
     allowed_emails: Emails | None = None
     allowed_groups: Names | None = None
     allowed_roles: Names | None = None
+    providers: Names | None = Field(default=None, min_length=1)
+    """Only sessions (and bearer tokens) from these providers (ids) may use this prefix; others get 403."""
+    acr: Names | None = Field(default=None, min_length=1)
+    """Step-up: the session's ID token ``acr`` must be one of these; a browser whose sign-in was
+    weaker is sent to sign in again with ``acr_values`` set to them (joined by spaces, in order)."""
 
     @field_validator("prefix")
     @classmethod

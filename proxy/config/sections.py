@@ -17,7 +17,10 @@ from pydantic_settings import (
 )
 
 from ..sessions.redis_url import parse_redis_url
-from .fields import Duration, _http_url, _read_secret, _Section
+from .fields import Duration, _read_secret, _Section
+from .providers import ProviderConfig
+
+__all__ = ["CookieConfig", "ProviderConfig", "ServerConfig", "SessionConfig"]
 
 
 class ServerConfig(_Section):
@@ -92,53 +95,6 @@ class ServerConfig(_Section):
             return None
         host, _, port = self.metrics_listen.rpartition(":")
         return host.strip("[]") or "0.0.0.0", int(port)
-
-
-class ProviderConfig(_Section):
-    issuer_url: str
-    """The issuer; discovery is read from <issuer>/.well-known/openid-configuration."""
-    client_id: str = Field(min_length=1)
-    client_secret: SecretStr | None = None
-    client_secret_file: Path | None = None
-    scopes: list[str] = ["openid", "email", "profile"]
-    redirect_url: str | None = None
-    """Default: <request origin><proxy_prefix>/callback."""
-    timeout: Duration = 10.0
-    """Timeout of each request to the provider."""
-
-    @field_validator("issuer_url")
-    @classmethod
-    def _issuer(cls, value: str) -> str:
-        return _http_url(value, "issuer_url").rstrip("/")
-
-    @field_validator("redirect_url")
-    @classmethod
-    def _redirect(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value, "redirect_url")
-
-    @field_validator("scopes")
-    @classmethod
-    def _scopes(cls, value: list[str]) -> list[str]:
-        if "openid" not in value:
-            raise ValueError("must include 'openid'")
-        return value
-
-    @model_validator(mode="after")
-    def _secret(self) -> ProviderConfig:
-        if self.client_secret_file is not None:
-            if self.client_secret is not None:
-                raise ValueError("set client_secret or client_secret_file, not both")
-            object.__setattr__(
-                self, "client_secret", _read_secret(self.client_secret_file, "client_secret_file")
-            )
-        if self.client_secret is None or not self.client_secret.get_secret_value():
-            raise ValueError("client_secret (or client_secret_file) is required")
-        return self
-
-    @property
-    def secret(self) -> str:
-        assert self.client_secret is not None  # guaranteed by _secret
-        return self.client_secret.get_secret_value()
 
 
 class CookieConfig(_Section):

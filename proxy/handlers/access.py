@@ -17,8 +17,10 @@ from aiohttp import web
 from .. import pages
 from ..authz import Rules, first_denial
 from ..errors import TokenInvalid
-from ..keys import PROVIDER, RULES, SETTINGS
+from ..keys import PROVIDERS, RULES, SETTINGS
 from ..oidc.bearer import bearer_token, identity_from, verify_access_token
+from ..oidc.providers import ProviderEntry
+from ..oidc.tokens import unverified_issuer
 from ..paths import skips_auth
 from ..sessions.base import Identity, Session
 from ..sessions.request import current_session
@@ -35,6 +37,11 @@ class Principal(NamedTuple):
     access_token: str
     via: Literal["session", "bearer"]
     session: Session | None = None
+    provider: str | None = None
+    """The id of the provider that vouches for them (``None``: a session from before several
+    providers, the first one's)."""
+    acr: str | None = None
+    """How strongly they signed in (the ID token's, or the bearer token's, ``acr``)."""
 
 
 class BearerRejected(Exception):
@@ -66,24 +73,40 @@ async def principal(request: web.Request) -> Principal | None:
         if tokens:
             if len(values) > 1:
                 raise BearerRejected("more than one Authorization header")
-            claims = await _verified(request, tokens[0])
+            entry, claims = await _verified(request, tokens[0])
             identity = identity_from(settings.authorization, [claims])
-            return Principal(identity, tokens[0], "bearer")
+            acr = claims.get("acr")
+            return Principal(
+                identity, tokens[0], "bearer", None, entry.id, acr if isinstance(acr, str) else None
+            )
     session = await current_session(request)
     if session is None:
         return None
-    return Principal(session.identity, session.access_token, "session", session)
+    provider = session.provider or request.app[PROVIDERS].configs[0].id
+    return Principal(session.identity, session.access_token, "session", session, provider, session.acr)
 
 
-async def _verified(request: web.Request, token: str) -> dict[str, object]:
+def _bearer_provider(request: web.Request, token: str) -> ProviderEntry:
+    """The provider whose keys verify ``token``: the one whose issuer it claims, if ``api.issuers``
+    (default: every provider's) lists it; the verification checks ``iss`` again."""
+    entry = request.app[PROVIDERS].by_issuer(unverified_issuer(token) or "")
+    allowed = request.app[SETTINGS].api.issuers
+    if entry is None or (allowed is not None and entry.issuer not in {i.rstrip("/") for i in allowed}):
+        raise TokenInvalid("the access token is not from an accepted issuer")
+    return entry
+
+
+async def _verified(request: web.Request, token: str) -> tuple[ProviderEntry, dict[str, object]]:
     settings = request.app[SETTINGS]
     try:
-        return await verify_access_token(
-            request.app[PROVIDER],
+        entry = _bearer_provider(request, token)
+        claims = await verify_access_token(
+            entry.discovery,
             token,
-            audiences=settings.api.audiences or [settings.provider.client_id],
+            audiences=settings.api.audiences or [entry.client.client_id],
             authorized_parties=settings.api.authorized_parties,
         )
+        return entry, claims
     except TokenInvalid as exc:
         log.info("bearer token refused: %s", exc.message, extra={"event": "bearer_invalid"})
         raise BearerRejected(exc.message) from None

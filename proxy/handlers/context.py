@@ -35,9 +35,12 @@ def start_url(request: web.Request, rd: str) -> str:
     return f"{prefix(request)}/{page}?rd={quote(rd, safe='')}"
 
 
-def provider_start_url(request: web.Request, rd: str) -> str:
-    """Straight to the provider (the sign-in page's button)."""
-    return f"{prefix(request)}/start?rd={quote(rd, safe='')}"
+def provider_start_url(request: web.Request, rd: str, provider: str | None = None, **params: str) -> str:
+    """Straight to the provider (the sign-in page's buttons, a step-up sign-in)."""
+    url = f"{prefix(request)}/start?rd={quote(rd, safe='')}"
+    if provider is not None:
+        url += f"&provider={quote(provider, safe='')}"
+    return url + "".join(f"&{k}={quote(v, safe='')}" for k, v in params.items())
 
 
 def client_ip(request: web.Request) -> str:

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from .. import pages
 from ..errors import ProviderUnavailable
-from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE
+from ..keys import COOKIES, PROVIDERS, SETTINGS, STORE
 from ..metrics import record_logout
 from ..oidc.client import end_session_params, end_session_url, revoke_refresh_token
 from ..redirects import safe_redirect
@@ -134,21 +134,22 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     except ProviderUnavailable:  # its refresh failed: sign-out still ends the session here
         session = await store.load(ticket, cached=False) if ticket is not None else None
     if session is not None and request.query.get("everywhere") == "1":
-        await end_other_sessions(request, session.identity.sub)
+        await end_other_sessions(request, session.user_key)
     if ticket is not None:
         await store.delete(ticket, session)
     target = logout_target(request)
-    provider = app[PROVIDER]
-    endpoint = provider.metadata.end_session_endpoint if provider.ready else None
+    entry = app[PROVIDERS].find_session(session.provider) if session else None
+    provider = entry.discovery if entry else None
+    endpoint = provider.metadata.end_session_endpoint if provider and provider.ready else None
     settings = app[SETTINGS].logout
     response: web.Response
     if session is not None and settings.revoke_tokens:
         await _revoke(request, session)
     if session is not None and settings.mode == "backend":
         response = await _backend_logout(request, session, target)
-    elif session is not None and endpoint:
+    elif session is not None and entry is not None and endpoint:
         params = end_session_params(
-            app[PROVIDER_CLIENT], id_token_hint=session.id_token, post_logout_redirect_uri=target
+            entry.client, id_token_hint=session.id_token, post_logout_redirect_uri=target
         )
         url = end_session_url(endpoint, params)
         if len(url) <= app[SETTINGS].logout.max_url_length:
@@ -172,7 +173,11 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
 async def _backend_logout(request: web.Request, session: Session, target: str) -> web.Response:
     """End the provider's session from here; the browser goes straight to ``target``."""
     ended = await end_at_provider(
-        request.app, id_token=session.id_token, refresh_token=session.refresh_token, sub=session.identity.sub
+        request.app,
+        id_token=session.id_token,
+        refresh_token=session.refresh_token,
+        sub=session.identity.sub,
+        provider=session.provider,
     )
     if not ended:
         return pages.html_page(
@@ -185,13 +190,11 @@ async def _backend_logout(request: web.Request, session: Session, target: str) -
 
 
 async def _revoke(request: web.Request, session: Session) -> None:
-    app = request.app
-    if session.refresh_token is None or not app[PROVIDER].ready:
+    entry = request.app[PROVIDERS].find_session(session.provider)
+    if session.refresh_token is None or entry is None or not entry.discovery.ready:
         return
     try:
-        await revoke_refresh_token(
-            app[PROVIDER_HTTP], app[PROVIDER].metadata, app[PROVIDER_CLIENT], session.refresh_token
-        )
+        await revoke_refresh_token(entry.http, entry.discovery.metadata, entry.client, session.refresh_token)
     except ProviderUnavailable as exc:
         log.warning("refresh token not revoked: %s", exc.message, extra={"sub": session.identity.sub})
 

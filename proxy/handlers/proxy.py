@@ -21,6 +21,7 @@ from ..upstream_ws import forward_ws, is_websocket
 from .access import BearerRejected, Principal, bearer_challenge, denial, invalid_token, principal, skip_auth
 from .context import CSRF_FIELD, own_origin, prefix, start_url
 from .logout import UPSTREAM_CSRF_HEADER, csrf_token
+from .stepup import refusal, wrong_provider
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,11 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         return pages.error(request, 404, "Not found", "No application is configured for this path.")
     if denial(request, who, rules_for(request, upstream), request.path, upstream=upstream.prefix):
         return forbidden(request, who)
+    if wrong_provider(who, upstream):
+        return forbidden(request, who)
+    step_up = refusal(request, who, upstream)
+    if step_up is not None:
+        return step_up
     return await _forward(request, upstream, who.identity, bearer=who.via == "bearer")
 
 

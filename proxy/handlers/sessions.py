@@ -9,7 +9,7 @@ from aiohttp import web
 
 from .. import pages
 from ..errors import ProviderUnavailable
-from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, STORE
+from ..keys import COOKIES, PROVIDERS, STORE
 from ..metrics import record_logout
 from ..oidc.client import end_session_backend
 from ..sessions.records import SessionRecord
@@ -20,17 +20,22 @@ log = logging.getLogger(__name__)
 
 
 async def end_at_provider(
-    app: web.Application, *, id_token: str | None, refresh_token: str | None, sub: str | None = None
+    app: web.Application,
+    *,
+    id_token: str | None,
+    refresh_token: str | None,
+    sub: str | None = None,
+    provider: str | None = None,
 ) -> bool:
     """End a provider session from the server (logout.mode backend, other devices); whether that
     worked. A failure is logged: the provider session may persist."""
     if refresh_token is None and id_token is None:
         return False
     try:
+        entry = app[PROVIDERS].of_session(provider)
         await end_session_backend(
-            app[PROVIDER_HTTP], app[PROVIDER].metadata, app[PROVIDER_CLIENT],
-            id_token=id_token, refresh_token=refresh_token,
-        )  # fmt: skip
+            entry.http, entry.discovery.metadata, entry.client, id_token=id_token, refresh_token=refresh_token
+        )
     except ProviderUnavailable as exc:
         log.warning(
             "provider session may persist: %s", exc.message, extra={"event": "logout_local_only", "sub": sub}
@@ -40,11 +45,14 @@ async def end_at_provider(
 
 
 async def end_record_at_provider(app: web.Application, record: SessionRecord) -> bool:
-    return await end_at_provider(app, id_token=record.id_token_hint, refresh_token=record.refresh_token)
+    return await end_at_provider(
+        app, id_token=record.id_token_hint, refresh_token=record.refresh_token, provider=record.provider
+    )
 
 
 async def end_other_sessions(request: web.Request, sub: str) -> int:
-    """Sign out everywhere else: every other session of ``sub``, here and at the provider."""
+    """Sign out everywhere else: every other session of the user ``sub`` (``Session.user_key``),
+    here and at the provider."""
     store = request.app[STORE]
     ticket = current_ticket(request)
     current = ticket.id.hex() if ticket else None
@@ -77,7 +85,7 @@ async def list_sessions(request: web.Request) -> web.StreamResponse:
             "user_agent": record.user_agent,
             "ip": record.ip,
         }
-        for record, seen in await request.app[STORE].user_sessions(session.identity.sub)
+        for record, seen in await request.app[STORE].user_sessions(session.user_key)
     ]
     items.sort(key=lambda i: (not i["current"], -float(str(i["created_at"]))))
     body = {
@@ -109,9 +117,9 @@ async def end_one(request: web.Request) -> web.StreamResponse:
     if ticket is None or not request.app[COOKIES].csrf_valid(ticket, token):
         return web.json_response({"error": "csrf token missing or wrong"}, status=403, headers=pages.NO_STORE)
     store = request.app[STORE]
-    for record, _ in await store.user_sessions(session.identity.sub):
+    for record, _ in await store.user_sessions(session.user_key):
         if record.ref == ref:
-            await store.end_by_id(session.identity.sub, record.session_id)
+            await store.end_by_id(session.user_key, record.session_id)
             at_provider = await end_record_at_provider(request.app, record)
             log.info("session ended by its user", extra={"event": "logout", "kind": "user_remote"})
             record_logout(request.app, "user_remote")

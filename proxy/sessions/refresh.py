@@ -23,7 +23,7 @@ from dataclasses import replace
 from aiohttp import web
 
 from ..errors import ProviderUnavailable
-from ..keys import PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE
+from ..keys import PROVIDERS, SETTINGS, STORE
 from ..metrics import record_logout, record_refresh
 from ..oidc.bearer import login_identity
 from ..oidc.client import TokenRequestRefused, refresh_tokens
@@ -73,10 +73,11 @@ async def fresh(app: web.Application, ticket: Ticket, session: Session) -> Sessi
 
 
 async def _refresh(app: web.Application, ticket: Ticket, session: Session) -> Session | None:
-    store, provider, client = app[STORE], app[PROVIDER], app[PROVIDER_CLIENT]
+    store, entry = app[STORE], app[PROVIDERS].of_session(session.provider)
+    provider, client = entry.discovery, entry.client
     assert session.refresh_token is not None
     try:
-        tokens = await refresh_tokens(app[PROVIDER_HTTP], provider.metadata, client, session.refresh_token)
+        tokens = await refresh_tokens(entry.http, provider.metadata, client, session.refresh_token)
     except TokenRequestRefused as exc:
         if exc.error not in ENDING_ERRORS:
             raise ProviderUnavailable(f"token refresh refused: {exc.error}") from None
@@ -93,7 +94,7 @@ async def _refresh(app: web.Application, ticket: Ticket, session: Session) -> Se
         record_refresh(app, "ended")
         record_logout(app, "refresh_failure")
         return None
-    identity, id_token = session.identity, session.id_token
+    identity, id_token, acr = session.identity, session.id_token, session.acr
     if tokens.id_token is not None:
         claims = await verify_id_token(
             provider,
@@ -111,11 +112,13 @@ async def _refresh(app: web.Application, ticket: Ticket, session: Session) -> Se
             return None
         identity = login_identity(app[SETTINGS].authorization, claims, tokens.access_token)
         id_token = tokens.id_token
+        acr = claims["acr"] if isinstance(claims.get("acr"), str) else session.acr
     now = time.time()
     renewed = replace(
         session,
         identity=identity,
         id_token=id_token,
+        acr=acr,
         access_token=tokens.access_token,
         refresh_token=tokens.refresh_token or session.refresh_token,
         access_expires_at=now + tokens.expires_in if tokens.expires_in else None,

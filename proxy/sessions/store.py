@@ -129,7 +129,7 @@ class SessionStore:
         """An update's entries exist since its creation (``ttl`` only ever extends them)."""
         if session.sid:
             await self.backend.index_add(sid_index(session.sid), ticket.id.hex(), ttl)
-        await self.backend.index_add(sub_index(session.identity.sub), ticket.id.hex(), ttl)
+        await self.backend.index_add(sub_index(session.user_key), ticket.id.hex(), ttl)
 
     async def load(self, ticket: Ticket, *, cached: bool = True) -> Session | None:
         """The session, or ``None`` if it ended, expired or can't be read with this ticket.
@@ -190,7 +190,13 @@ class SessionStore:
     ) -> None:
         hint = session.id_token if len(session.id_token) <= 4096 else None
         record = SessionRecord(
-            ticket.id.hex(), session.created_at, user_agent[:300], ip[:64], session.refresh_token, hint
+            ticket.id.hex(),
+            session.created_at,
+            user_agent[:300],
+            ip[:64],
+            session.refresh_token,
+            hint,
+            session.provider,
         )
         await self.backend.set(record_key(record.session_id), record.seal(self._record_keys), ttl)
 
@@ -214,7 +220,7 @@ class SessionStore:
         if session is not None:
             if session.sid:
                 await self.backend.index_remove(sid_index(session.sid), ticket.id.hex())
-            await self.backend.index_remove(sub_index(session.identity.sub), ticket.id.hex())
+            await self.backend.index_remove(sub_index(session.user_key), ticket.id.hex())
         return removed
 
     async def _end_indexed(self, index: str) -> int:
