@@ -11,7 +11,8 @@
          that can't, such as Traefik); a bad bearer token: ``WWW-Authenticate: Bearer
          error="invalid_token"``
     403  signed in but refused by the global ``authorization`` rules or this location's narrowing
-         (``allowed_groups`` / ``allowed_roles`` / ``allowed_emails`` / ``allowed_email_domains``)
+         (``allowed_groups`` / ``allowed_roles`` / ``allowed_emails`` / ``allowed_email_domains``,
+         ``providers``: ids of the providers whose sessions and bearer tokens may pass)
     503  the session store or the provider's keys are unreachable (never 202)
 """
 
@@ -31,7 +32,7 @@ from ..fronts import FrontConflict, Original, read_original
 from ..keys import RULES, SETTINGS
 from ..redirects import safe_redirect
 from ..sessions.base import Identity
-from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, skip_auth
+from .access import BearerRejected, Principal, bearer_challenge, denial, invalid_token, principal, skip_auth
 from .context import start_url
 
 log = logging.getLogger(__name__)
@@ -104,12 +105,25 @@ async def auth_check(request: web.Request) -> web.StreamResponse:
     if first_denial(all_rules, identity) is not None:  # the cheap check first; denial() logs
         denial(request, who, all_rules, orig.uri or "?")
         return web.Response(status=403, headers=headers)
+    if "providers" in request.query and not _from_provider(who, request.query.get("providers", "")):
+        return web.Response(status=403, headers=headers)
     signed_in = _signed_in_headers(identity, settings.headers.max_groups_bytes)
     if settings.headers.pass_access_token:
         return web.Response(
             status=202, headers={**signed_in, "X-Auth-Request-Access-Token": who.access_token}
         )
     return web.Response(status=202, headers=signed_in)  # copied by aiohttp, never changed
+
+
+def _from_provider(who: Principal, listed: str) -> bool:
+    """``?providers=a,b``: only principals of those providers (ids) pass this location."""
+    if who.provider in {p.strip() for p in listed.split(",")}:
+        return True
+    log.info(
+        "denied by the location's providers",
+        extra={"event": "denied", "sub": who.identity.sub, "rule": "providers", "provider": who.provider},
+    )
+    return False
 
 
 @functools.lru_cache(maxsize=16_384)

@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 
 def refusal(request: web.Request, who: Principal, upstream: Upstream) -> web.StreamResponse | None:
-    """``None`` when ``who`` meets ``upstream``'s provider and acr conditions, else the answer
-    (``"forbidden"`` cases are answered by the caller's 403 page: see :func:`forbidden_reason`)."""
+    """``None`` when ``who`` meets ``upstream``'s ``acr``, else the answer: a step-up sign-in, a
+    403 page, or (bearer) a 401 challenge."""
     if not upstream.acr:
         return None
     required = " ".join(upstream.acr)

@@ -148,3 +148,15 @@ async def test_a_bearer_token_short_of_the_acr_is_told_so(
                 if status == 401:
                     assert 'error="insufficient_user_authentication"' in r.headers["WWW-Authenticate"]
                     assert 'acr_values="gold"' in r.headers["WWW-Authenticate"]
+
+
+async def test_auth_request_narrows_by_provider(proxy: RunningProxy) -> None:
+    async with await sign_in(proxy, "a") as at_a:
+        for query, status in (
+            ("providers=a", 202),
+            ("providers=b", 403),
+            ("providers=b,%20a", 202),
+            ("", 202),
+        ):
+            async with at_a.get(f"{proxy.url}/oauth/auth?{query}") as r:
+                assert r.status == status, query
