@@ -41,7 +41,8 @@ def sign_in_params(
         value = query.get(name)
         if value is None:
             continue
-        if name in repeated or not spec.allows(value):
+        step_up = name == ACR_VALUES and value in step_ups
+        if name in repeated or not (spec.allows(value) or step_up):
             raise ParamRefused(name)
         params[name] = value
     wanted = query.get(ACR_VALUES)

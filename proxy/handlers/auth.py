@@ -172,6 +172,8 @@ async def _callback(request: web.Request, state: str) -> web.StreamResponse:
         raise _Fail("The sign-in provider of this sign-in is no longer configured. Please sign in again.")
     provider, client = entry.discovery, entry.client
     iss = q.get("iss")  # RFC 9207: the answer names its issuer; it must be the one we sent it to
+    if iss is None and provider.metadata.iss_in_response:
+        raise _Fail("The sign-in answer does not name its provider, as this provider always does.")
     if iss is not None and iss != provider.metadata.issuer:
         raise _Fail("The sign-in answer came from another provider than the one this sign-in went to.")
     exchanged_at = time.time()

@@ -51,6 +51,9 @@ class Metadata:
     revocation_endpoint: str | None
     id_token_algs: tuple[str, ...]
     token_auth_methods: tuple[str, ...]
+    iss_in_response: bool = False
+    """``authorization_response_iss_parameter_supported`` (RFC 9207): the provider names itself in
+    every authorization response, so an answer without ``iss`` is refused (mix-up)."""
 
     @classmethod
     def parse(cls, doc: Any, expected_issuer: str) -> Metadata:
@@ -90,6 +93,7 @@ class Metadata:
             revocation_endpoint=opt("revocation_endpoint"),
             id_token_algs=algs or ("RS256",),
             token_auth_methods=strs("token_endpoint_auth_methods_supported", ("client_secret_basic",)),
+            iss_in_response=doc.get("authorization_response_iss_parameter_supported") is True,
         )
 
 

@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 import pytest
 
-from proxy.keys import COOKIES, STORE
+from proxy.keys import COOKIES, PROVIDERS, STORE
 from tests.conftest import ProxyFactory, RunningProxy
 from tests.support.browser import navigate, new_browser
 from tests.support.login import session_cookie
@@ -71,6 +71,23 @@ async def test_an_answer_naming_another_issuer_is_refused(proxy: RunningProxy, p
         page = await navigate(browser, forged)
     assert page.status == 400 and "another provider" in page.text
     assert not pair.a.token_requests and not pair.b.token_requests  # no code was sent anywhere
+
+
+async def test_an_answer_without_iss_from_a_provider_that_always_sends_it_is_refused(
+    proxy: RunningProxy, pair: Pair
+) -> None:
+    pair.a.send_iss = True
+    pair.a.discovery_extra["authorization_response_iss_parameter_supported"] = True
+    await proxy.app[PROVIDERS].get("a").discovery.discover()
+    async with new_browser() as browser:
+        started = await authorize_url(browser, proxy, "a")
+        async with browser.get(started, allow_redirects=False) as r:
+            callback = r.headers["Location"]
+        stripped = callback.replace("&iss=" + pair.a.issuer, "")
+        assert stripped != callback
+        page = await navigate(browser, stripped)
+    assert page.status == 400 and "does not name its provider" in page.text
+    assert not pair.a.token_requests
 
 
 async def test_a_code_of_b_does_not_complete_a_login_started_for_a(proxy: RunningProxy, pair: Pair) -> None:

@@ -92,3 +92,16 @@ def test_the_environment_still_sets_the_single_provider(monkeypatch: pytest.Monk
     monkeypatch.setenv("AUTH_PROXY_PROVIDER__CLIENT_SECRET", "from-env")
     settings = load_settings(None, **base())
     assert settings.all_providers[0].secret == "from-env"
+
+
+def test_a_step_up_passes_whatever_the_acr_values_allow_list_says() -> None:
+    from proxy.signin import ParamRefused, sign_in_params
+
+    settings = load_settings(
+        None, **with_provider(pass_through_params={"acr_values": {"values": ["silver"]}})
+    )
+    cfg = settings.all_providers[0]
+    assert sign_in_params(cfg, {"acr_values": "gold"}, [], frozenset({"gold"})) == (("acr_values", "gold"),)
+    assert sign_in_params(cfg, {"acr_values": "silver"}, [], frozenset()) == (("acr_values", "silver"),)
+    with pytest.raises(ParamRefused):
+        sign_in_params(cfg, {"acr_values": "gold"}, [], frozenset())
