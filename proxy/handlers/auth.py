@@ -99,7 +99,8 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     """The sign-in page (``pages.skip_provider_button: false``, or several providers): a button per
     provider, on to it."""
     own = own_origin(request)
-    rd = safe_redirect(request.query.get("rd"), own, request.app[SETTINGS].logout.allowed_redirect_domains)
+    wanted = request.query.get("rd") or original_url(request)  # nginx's @signin names it in a header
+    rd = safe_redirect(wanted, own, request.app[SETTINGS].logout.allowed_redirect_domains)
     providers = request.app[PROVIDERS]
     if len(providers) == 1:
         provider = request.app[TEMPLATES].provider

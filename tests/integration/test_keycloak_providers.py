@@ -10,9 +10,6 @@ API when it is missing.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,48 +18,21 @@ import pytest
 
 from proxy.keys import COOKIES, STORE
 from proxy.sessions.base import Session
-from tests.conftest import ROOT, Keycloak, ProxyFactory, RunningProxy
+from tests.conftest import Keycloak, ProxyFactory, RunningProxy
 from tests.support.browser import Page, navigate, new_browser, submit_login
 from tests.support.keycloak_admin import logout_user, user_sessions
+from tests.support.keycloak_realms import demo2_realm  # noqa: F401  (the fixture "demo2")
 
 pytestmark = pytest.mark.keycloak
-
-REALM2 = ROOT / "config" / "keycloak-realm-demo2.json"
-
-
-@pytest.fixture(scope="session")
-def demo2(keycloak: Keycloak) -> Keycloak:
-    """The second realm, created through the admin API if this Keycloak lacks it (synchronous: a
-    session fixture, outside any test's event loop)."""
-    realm = Keycloak(keycloak.url, "demo2")
-    try:
-        urllib.request.urlopen(realm.issuer + "/.well-known/openid-configuration", timeout=10).close()
-        return realm
-    except urllib.error.HTTPError as exc:
-        if exc.code != 404:
-            raise
-    form = urllib.parse.urlencode(
-        {"grant_type": "password", "client_id": "admin-cli", "username": "admin", "password": "admin"}
-    ).encode()
-    token_url = f"{keycloak.url}/realms/master/protocol/openid-connect/token"
-    with urllib.request.urlopen(token_url, data=form, timeout=30) as r:
-        token = json.loads(r.read())["access_token"]
-    create = urllib.request.Request(
-        f"{keycloak.url}/admin/realms",
-        data=REALM2.read_bytes(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        urllib.request.urlopen(create, timeout=60).close()
-    except urllib.error.HTTPError as exc:
-        if exc.code != 409:  # 409: another test process made it meanwhile
-            raise
-    return realm
 
 
 @pytest.fixture
 async def proxy(
-    make_proxy: ProxyFactory, keycloak: Keycloak, demo2: Keycloak, upstream: str, redis_url: str
+    make_proxy: ProxyFactory,
+    keycloak: Keycloak,
+    demo2: Keycloak,
+    upstream: str,
+    redis_url: str,
 ) -> RunningProxy:
     common = {"client_id": "proxy", "client_secret": "proxy-secret"}
     providers = [
