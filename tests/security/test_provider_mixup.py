@@ -194,3 +194,15 @@ async def test_bearer_tokens_are_verified_by_the_issuer_they_name(
     async with aiohttp.ClientSession() as client:
         async with client.get(proxy.url + "/x", headers={"Authorization": f"Bearer {token}"}) as r:
             assert r.status == status
+
+
+async def test_a_session_refreshes_at_its_own_provider(
+    make_proxy: ProxyFactory, pair: Pair, upstream: str
+) -> None:
+    proxy = await two_provider_proxy(
+        make_proxy, pair, upstream, session={"store": "memory", "refresh_skew": "400s"}
+    )
+    async with await sign_in(proxy, "b") as at_b:
+        async with at_b.get(proxy.url + "/x") as r:
+            assert r.status == 200
+    assert pair.b.refreshes >= 1 and pair.a.refreshes == 0
