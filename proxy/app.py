@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
 from .authenticator import Authenticator
 from .authz import RuleBook
-from .config import ConfigError, Settings
+from .config import ConfigError, ProviderConfig, Settings
 from .cookies import CookieCodec
 from .errors import StoreUnavailable
 from .handlers import auth, auth_request, backchannel, logout, probe, sessions
@@ -23,9 +22,7 @@ from .keys import (
     INJECT,
     LOCK,
     METRICS,
-    PROVIDER,
-    PROVIDER_CLIENT,
-    PROVIDER_HTTP,
+    PROVIDERS,
     REFRESHER,
     REPLAY,
     ROUTER,
@@ -34,6 +31,7 @@ from .keys import (
     SERVER_TLS,
     SESSION,
     SETTINGS,
+    STEP_UPS,
     STORE,
     STORE_CONNECTION,
     TASKS,
@@ -46,6 +44,7 @@ from .metrics_registry import Metrics
 from .middlewares import Front
 from .oidc.client import Client
 from .oidc.discovery import Provider
+from .oidc.providers import ProviderEntry, Providers, display_name
 from .page_templates import TemplateError, Templates
 from .routing import Router
 from .rules import RuleTable
@@ -59,6 +58,7 @@ from .sessions.memory_store import MemoryBackend
 from .sessions.redis_store import RedisBackend, pubsub_backend
 from .sessions.refresh import Refresher
 from .sessions.store import SessionStore
+from .signin import step_up_values
 from .tasks import Tasks
 from .tls import ServerTls, client_ssl, warn_insecure
 from .trusted_proxies import Trust
@@ -127,26 +127,40 @@ async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
     await pubsub.close()
 
 
-async def provider_ctx(app: web.Application) -> AsyncIterator[None]:
+def provider_ctx(cfg: ProviderConfig) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The cleanup context of one provider: its HTTP client (its TLS options), its discovery (retried
+    in the background until it succeeds) and JWKS cache, in ``app[PROVIDERS]`` while it runs."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=cfg.timeout),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            headers={"User-Agent": "auth-proxy"},
+            connector=aiohttp.TCPConnector(ssl=client_ssl(cfg)),  # ca_file, or verified
+        )
+        client = Client(cfg.client_id, cfg.secret, tuple(cfg.scopes))
+        entry = ProviderEntry(cfg, client, Provider(cfg.issuer_url, http), http)
+        app[PROVIDERS].add(entry)
+        discovery = app[TASKS].spawn(entry.discovery.discover_until_ready(), name=f"discovery-{cfg.id}")
+        yield
+        await app[TASKS].cancel(discovery)
+        app[PROVIDERS].remove(cfg.id)
+        await http.close()
+
+    return ctx
+
+
+async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Who asks, and keeping their tokens fresh: built once the store and providers are up."""
     settings = app[SETTINGS]
-    http = aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=settings.provider.timeout),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        headers={"User-Agent": "auth-proxy"},
-        connector=aiohttp.TCPConnector(ssl=client_ssl(settings.provider)),  # ca_file, or verified
-    )
-    provider = Provider(settings.provider.issuer_url, http)
-    app[PROVIDER_HTTP] = http
-    app[PROVIDER] = provider
     app[REFRESHER] = Refresher(
-        app[STORE], app[LOCK], provider, app[PROVIDER_CLIENT], http,
-        settings.authorization, settings.session.refresh_skew, app[METRICS], settings.provider.userinfo,
+        app[STORE], app[LOCK], app[PROVIDERS], settings.authorization, settings.session.refresh_skew,
+        app[METRICS],
     )  # fmt: skip
-    app[AUTHENTICATOR] = Authenticator(settings, app[COOKIES], app[STORE], app[REFRESHER], provider, SESSION)
-    discovery = app[TASKS].spawn(provider.discover_until_ready(), name="provider-discovery")
+    app[AUTHENTICATOR] = Authenticator(
+        settings, app[COOKIES], app[STORE], app[REFRESHER], app[PROVIDERS], SESSION
+    )
     yield
-    await app[TASKS].cancel(discovery)
-    await http.close()
 
 
 async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -191,15 +205,14 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
     app[SETTINGS] = settings
     app[METRICS] = Metrics.for_process(prefix)
     app[COOKIES] = CookieCodec(settings.cookie, settings.session.lifetime)
-    app[PROVIDER_CLIENT] = Client(
-        settings.provider.client_id, settings.provider.secret, tuple(settings.provider.scopes)
-    )
+    providers = settings.all_providers
+    app[PROVIDERS] = Providers(providers)
+    app[STEP_UPS] = step_up_values(settings.upstreams)
     app[ROUTER] = Router(settings.upstreams, settings.cors.policy)
     app[RULES] = RuleBook.of(settings.authorization, settings.upstreams)
     app[RULE_TABLE] = RuleTable(settings.authorization.rules)
     app[INJECT] = Injections.of(settings)
-    issuer_host = urlsplit(settings.provider.issuer_url).hostname
-    provider_name = settings.pages.provider_name or issuer_host or "the sign-in provider"
+    provider_name = display_name(providers[0], settings.pages.provider_name)
     try:
         app[TEMPLATES] = Templates(settings.pages.templates_dir, provider_name)
     except TemplateError as exc:
@@ -208,9 +221,9 @@ def create_app(settings: Settings, *, backend: BackendFactory = default_backend)
     if settings.server.tls_cert_file is not None:
         app[SERVER_TLS] = ServerTls(settings.server)  # checked at load: ConfigError named the key
     app.on_startup.append(startup_warnings)  # once logging is set up, in every worker
-    app.cleanup_ctx.extend(
-        [tasks_ctx, _store_ctx(backend), cache_ctx, provider_ctx, upstream_ctx, server_tls_ctx]
-    )
+    app.cleanup_ctx.extend([tasks_ctx, _store_ctx(backend), cache_ctx])
+    app.cleanup_ctx.extend(provider_ctx(cfg) for cfg in providers)  # one each
+    app.cleanup_ctx.extend([services_ctx, upstream_ctx, server_tls_ctx])
     app.cleanup_ctx.append(listener_ctx)  # /metrics on server.metrics_listen, if set
     app.cleanup_ctx.append(flush_ctx)
 

@@ -15,7 +15,8 @@ from .cookies import CookieCodec
 from .errors import TokenInvalid
 from .identity import Principal
 from .oidc.bearer import bearer_token, identity_from, verify_access_token
-from .oidc.discovery import Provider
+from .oidc.providers import ProviderEntry, Providers
+from .oidc.tokens import unverified_issuer
 from .sessions.base import Session
 from .sessions.refresh import Refresher
 from .sessions.store import SessionStore
@@ -37,7 +38,7 @@ class Authenticator:
     codec: CookieCodec
     store: SessionStore
     refresher: Refresher
-    provider: Provider
+    providers: Providers
     kept_as: web.RequestKey[Session | None]
     """Where the session found is kept on the request (``keys.SESSION``: the access log reads it)."""
 
@@ -51,13 +52,20 @@ class Authenticator:
             if tokens:
                 if len(values) > 1:
                     raise BearerRejected("more than one Authorization header")
-                claims = await self._verified(tokens[0])
+                entry, claims = await self._verified(tokens[0])
                 identity = identity_from(settings.authorization, [claims])
-                return Principal(identity, tokens[0], "bearer")
+                acr = claims.get("acr")
+                return Principal(
+                    identity, tokens[0], "bearer", None, entry.id, acr if isinstance(acr, str) else None
+                )
         session = await self.session(request)
         if session is None:
             return None
-        return Principal(session.identity, session.access_token, "session", session.id_token)
+        provider = session.provider or self.providers.configs[0].id
+        return Principal(
+            session.identity, session.access_token, "session", session.id_token, provider, session.acr,
+            session.acr_requested,
+        )  # fmt: skip
 
     async def session(self, request: web.Request) -> Session | None:
         """The signed-in session, ``None`` without one. ``StoreUnavailable`` propagates: fail
@@ -74,16 +82,27 @@ class Authenticator:
         request[self.kept_as] = session
         return session
 
-    async def _verified(self, token: str) -> dict[str, object]:
+    def _bearer_provider(self, token: str) -> ProviderEntry:
+        """The provider whose keys verify ``token``: the one whose issuer it claims, if ``api.issuers``
+        (default: every provider's) lists it; the verification checks ``iss`` again."""
+        entry = self.providers.by_issuer(unverified_issuer(token) or "")
+        allowed = self.settings.api.issuers
+        if entry is None or (allowed is not None and entry.issuer not in {i.rstrip("/") for i in allowed}):
+            raise TokenInvalid("the access token is not from an accepted issuer")
+        return entry
+
+    async def _verified(self, token: str) -> tuple[ProviderEntry, dict[str, object]]:
         settings = self.settings
         try:
-            return await verify_access_token(
-                self.provider,
+            entry = self._bearer_provider(token)
+            claims = await verify_access_token(
+                entry.discovery,
                 token,
-                audiences=settings.api.audiences or [settings.provider.client_id],
+                audiences=settings.api.audiences or [entry.client.client_id],
                 authorized_parties=settings.api.authorized_parties,
                 untyped=settings.api.untyped_access_tokens,
             )
+            return entry, claims
         except TokenInvalid as exc:
             log.info("bearer token refused: %s", exc.message, extra={"event": "bearer_invalid"})
             raise BearerRejected(exc.message) from None

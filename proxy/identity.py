@@ -118,3 +118,9 @@ class Principal(NamedTuple):
     via: Literal["session", "bearer"]
     id_token: str | None = None
     """The session's ID token (``None`` for a bearer token): for ``headers.inject`` source ``id_token``."""
+    provider: str | None = None
+    """The id of the provider that vouches for them."""
+    acr: str | None = None
+    """How strongly they signed in (the ID token's, or the bearer token's, ``acr``)."""
+    acr_requested: str | None = None
+    """The ``acr_values`` the session's sign-in asked for (a step-up), ``None`` for none."""

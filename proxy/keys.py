@@ -18,8 +18,7 @@ if TYPE_CHECKING:
     from .cookies import CookieCodec
     from .inject import Injections
     from .metrics_registry import Metrics
-    from .oidc.client import Client
-    from .oidc.discovery import Provider
+    from .oidc.providers import Providers
     from .page_templates import Templates
     from .routing import Router
     from .rules import RuleTable
@@ -46,10 +45,10 @@ REFRESHER: web.AppKey[Refresher] = web.AppKey("refresher")
 """Keeps sessions' tokens fresh (its collaborators injected by ``proxy.app``)."""
 STORE_CONNECTION: web.AppKey[Connection] = web.AppKey("store_connection")
 """The store backend's connection, for ``/ready``."""
-PROVIDER: web.AppKey[Provider] = web.AppKey("provider")
-PROVIDER_CLIENT: web.AppKey[Client] = web.AppKey("provider_client")
-PROVIDER_HTTP: web.AppKey[ClientSession] = web.AppKey("provider_http")
-"""Client for the provider: a total timeout per request."""
+PROVIDERS: web.AppKey[Providers] = web.AppKey("providers")
+"""Every configured provider (its client, discovery and keys, HTTP client with a total timeout)."""
+STEP_UPS: web.AppKey[frozenset[str]] = web.AppKey("step_ups")
+"""The ``acr_values`` strings upstreams' ``acr`` send browsers to sign in with (``proxy.signin``)."""
 ROUTER: web.AppKey[Router] = web.AppKey("router")
 RULES: web.AppKey[RuleBook] = web.AppKey("rules")
 """The authorization rules, global and per upstream prefix."""

@@ -63,6 +63,12 @@ class PendingLogin:
     return_to: str
     started_at: float
     """Epoch seconds of the ``/start`` that made it."""
+    provider: str | None = None
+    """The id of the provider the login was sent to: the callback completes it only with that
+    provider (its token endpoint, keys and issuer), whatever the answer claims (mix-up)."""
+    params: tuple[tuple[str, str], ...] = ()
+    """The extra authorization parameters sent (passed through from ``/start``'s query, or the
+    step-up ``acr_values``); the callback records the requested ``acr_values`` in the session."""
 
     def age(self, now: float) -> float:
         return now - self.started_at
@@ -96,7 +102,7 @@ class LoginSealer:
     def seal(self, login: PendingLogin) -> str:
         plain = json.dumps(
             [login.state, login.nonce, login.code_verifier, login.redirect_uri, login.return_to,
-             round(login.started_at, 3)],
+             round(login.started_at, 3), login.provider, [list(p) for p in login.params]],
             separators=(",", ":"), ensure_ascii=False,
         ).encode()  # fmt: skip
         return base64.urlsafe_b64encode(seal_with(self._keys[0], _AAD, plain)).rstrip(b"=").decode()
@@ -114,10 +120,16 @@ class LoginSealer:
         if plain is None:
             return None
         try:
-            state, nonce, verifier, redirect_uri, return_to, started = json.loads(plain)
-        except (ValueError, TypeError):
+            items = json.loads(plain)
+            state, nonce, verifier, redirect_uri, return_to, started = items[:6]
+            # logins sealed before several providers have six items: the default provider's
+            provider, params = items[6:8] if len(items) == 8 else (None, [])
+            pairs = tuple((str(k), str(v)) for k, v in params)
+        except (ValueError, TypeError, KeyError):
             return None
         texts = (state, nonce, verifier, redirect_uri, return_to)
         if not all(isinstance(t, str) for t in texts) or not isinstance(started, (int, float)):
             return None
-        return PendingLogin(state, nonce, verifier, redirect_uri, return_to, float(started))
+        if provider is not None and not isinstance(provider, str):
+            return None
+        return PendingLogin(state, nonce, verifier, redirect_uri, return_to, float(started), provider, pairs)

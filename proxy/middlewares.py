@@ -29,7 +29,7 @@ from multidict import istr
 from . import pages
 from .config import ServerConfig
 from .errors import ProviderUnavailable, ProxyError
-from .keys import PROVIDER, REQUEST_ID
+from .keys import PROVIDERS, REQUEST_ID
 from .limits import OWN_MAX_BODY, header_bytes, heads_up, refusal
 from .logs import request_id
 from .metrics_registry import Metrics, RouteClass
@@ -131,7 +131,8 @@ async def _answer(request: web.Request, handler: Handler, server: ServerConfig) 
     except ProxyError as exc:
         log.warning("%s: %s", type(exc).__name__, exc.message, extra={"event": "error", "status": exc.status})
         if isinstance(exc, ProviderUnavailable):
-            request.app[PROVIDER].suspect()
+            for entry in request.app[PROVIDERS]:  # the error doesn't say whose: check each again
+                entry.discovery.suspect()
         return pages.error(request, exc.status, exc.title, exc.user_message, retry_url=request.path_qs)
     except ConnectionResetError:
         # The client went away while we answered (aiohttp: "Cannot write to closing transport").

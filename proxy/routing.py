@@ -48,20 +48,27 @@ class Upstream:
     rewrite: Rewrite | None = None
     cors: CorsPolicy | None = None
     """Its own ``cors`` block's, else the global one's (proxy/cors.py)."""
+    providers: frozenset[str] | None = None
+    """Only principals of these providers (ids) may pass; ``None``: any provider's."""
+    acr: tuple[str, ...] = ()
+    """The ``acr`` values that satisfy its step-up requirement (empty: none)."""
 
     @classmethod
     def from_config(cls, cfg: UpstreamConfig, cors: CorsPolicy | None = None) -> Upstream:
         rewrite = cfg.rewrite.rewrite if cfg.rewrite is not None else None
         cors = cfg.cors.policy if cfg.cors is not None else cors
         common = (cfg.prefix, URL(cfg.url), cfg.timeout, cfg.pass_host_header, cfg.case_insensitive)
-        trusted = cfg.trusted_networks
+        access = {
+            "trusted_ips": cfg.trusted_networks,
+            "providers": frozenset(cfg.providers) if cfg.providers is not None else None,
+            "acr": tuple(cfg.acr or ()),
+            "cors": cors,
+        }
         if cfg.url.startswith("static:"):
-            return cls(*common, trusted_ips=trusted, kind="static", status=static_status(cfg.url), cors=cors)
+            return cls(*common, kind="static", status=static_status(cfg.url), **access)  # type: ignore[arg-type]
         if cfg.url.startswith("file:"):
-            return cls(
-                *common, trusted_ips=trusted, kind="file", root=file_root(cfg.url), rewrite=rewrite, cors=cors
-            )
-        return cls(*common, client_ssl(cfg), trusted, rewrite=rewrite, cors=cors)
+            return cls(*common, kind="file", root=file_root(cfg.url), rewrite=rewrite, **access)  # type: ignore[arg-type]
+        return cls(*common, client_ssl(cfg), rewrite=rewrite, **access)  # type: ignore[arg-type]
 
     @functools.cached_property
     def base(self) -> str:

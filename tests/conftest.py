@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from proxy.app import create_app
 from proxy.config import Settings, load_settings
-from proxy.keys import PROVIDER
+from proxy.keys import PROVIDERS
 from proxy.workers import Listening, listen
 from tests.support.fake_provider import FakeProvider
 from tests.support.servers import RedisServer, free_port, redis_server
@@ -113,6 +113,8 @@ async def make_proxy(aiohttp_server: Any) -> AsyncIterator[ProxyFactory]:
             "session": {"store": "memory"},
             "upstreams": [{"prefix": "/", "url": upstream}] if upstream else [],
         }
+        if "providers" in overrides:  # the list form instead of the single provider
+            del base["provider"]
         settings = load_settings(None, **merge(base, overrides))
         app = create_app(settings)
         server: TestServer | Listening
@@ -124,7 +126,8 @@ async def make_proxy(aiohttp_server: Any) -> AsyncIterator[ProxyFactory]:
             server = await aiohttp_server(app, host="127.0.0.1", port=port)
             url = str(server.make_url("")).rstrip("/")
         if wait_discovery:
-            await app[PROVIDER].discover()
+            for entry in app[PROVIDERS]:
+                await entry.discovery.discover()
         return RunningProxy(url, app, settings, server)
 
     yield factory

@@ -13,7 +13,7 @@ import pytest
 
 from proxy.app import create_app
 from proxy.config import load_settings
-from proxy.keys import PROVIDER
+from proxy.keys import PROVIDERS
 from proxy.logs import AccessLogger, JsonFormatter
 from tests.conftest import COOKIE_SECRET
 from tests.support.fake_provider import FakeProvider
@@ -31,7 +31,7 @@ async def proxy_url(aiohttp_server: Any, fake_provider: FakeProvider, upstream: 
     )
     app = create_app(settings)
     server = await aiohttp_server(app, host="127.0.0.1", access_log_class=AccessLogger)  # as __main__
-    await app[PROVIDER].discover()
+    await app[PROVIDERS].default.discovery.discover()
     return str(server.make_url("")).rstrip("/")
 
 

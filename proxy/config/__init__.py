@@ -8,6 +8,7 @@ the app's cleanup contexts and ``/ready``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,14 @@ from .access import (
 )  # fmt: skip
 from .cors import CorsConfig
 from .fields import Duration, parse_duration
+from .providers import DEFAULT_PROVIDER, PassThrough, check_providers
 from .sections import CookieConfig, ProviderConfig, ServerConfig, SessionConfig
 
 __all__ = [
     "ApiConfig", "AuthorizationConfig", "ConfigError", "CorsConfig", "CookieConfig", "Duration",
     "HeadersConfig", "LogoutConfig", "PagesConfig", "ProviderConfig", "ServerConfig", "SessionConfig",
     "Settings", "UpstreamConfig", "WebSocketConfig", "load_settings", "parse_duration", "AuthRequestConfig",
+    "DEFAULT_PROVIDER", "PassThrough",
 ]  # fmt: skip
 
 
@@ -46,7 +49,8 @@ class Settings(BaseSettings):
     )
 
     server: ServerConfig = ServerConfig()
-    provider: ProviderConfig
+    provider: ProviderConfig | None = None
+    providers: list[ProviderConfig] = []
     cookie: CookieConfig
     session: SessionConfig = SessionConfig()
     upstreams: list[UpstreamConfig] = []
@@ -73,20 +77,40 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _cross(self) -> Settings:
+        check_providers(self.provider, self.providers)
         prefixes = [u.prefix for u in self.upstreams]
         dupes = sorted({p for p in prefixes if prefixes.count(p) > 1})
         if dupes:
             raise ValueError(f"upstreams: prefix {dupes[0]!r} is listed twice")
         api = self.api
-        if api.untyped_access_tokens and (not api.audiences or self.provider.client_id in api.audiences):
+        signing_in = [p.client_id for p in self.all_providers]
+        if api.untyped_access_tokens and (not api.audiences or set(signing_in) & set(api.audiences)):
             raise ValueError(
                 "api.untyped_access_tokens: needs api.audiences naming the API's audience, not "
-                f"provider.client_id {self.provider.client_id!r} (an ID token is addressed to it)"
+                f"a provider's client_id {signing_in} (an ID token is addressed to it)"
             )
         lists = [self.headers.inject, *(u.headers.inject or () for u in self.upstreams)]
         claim_paths = tuple(h.claim for inject in lists for h in inject if h.claim is not None)
         self.authorization.read_claim_paths(claim_paths)  # read into identities at sign-in/refresh
+        known = self.all_providers
+        ids = [p.id for p in known]
+        for i, up in enumerate(self.upstreams):
+            for name in up.providers or ():
+                if name not in ids:
+                    raise ValueError(f"upstreams[{i}].providers: no provider has the id {name!r}")
+        issuers = [p.issuer_url for p in known]
+        for issuer in self.api.issuers or ():
+            if issuer.rstrip("/") not in issuers:
+                raise ValueError(f"api.issuers: {issuer!r} is not the issuer_url of a configured provider")
         return self
+
+    @property
+    def all_providers(self) -> tuple[ProviderConfig, ...]:
+        """The providers in force, the first being the default (the only one of ``provider:``)."""
+        return check_providers(self.provider, self.providers)
+
+
+_KEYED = re.compile(r"[a-z_]+(\[\d+\])?(\.[a-z_]+)*: ")
 
 
 class ConfigError(Exception):
@@ -102,6 +126,9 @@ def _format(exc: ValidationError) -> str:
             msg = "unknown key"
         elif err["type"] == "missing":
             msg = "required key is missing"
+        if not err["loc"] and _KEYED.match(msg):  # a cross-section check that names its key itself
+            lines.append(f"  {msg}")
+            continue
         lines.append(f"  {key}: {msg}")
     return "invalid configuration:\n" + "\n".join(lines)
 

@@ -105,6 +105,9 @@ class ApiConfig(_Section):
     ``typ`` claim: ZITADEL, Entra ID, Okta), which an ID token could otherwise pass for. Needs
     ``audiences`` set without provider.client_id (ID tokens are addressed to the client that signs
     users in), and such a token must not carry ``nonce``, ``at_hash``, ``c_hash`` or ``s_hash``."""
+    issuers: list[str] | None = Field(default=None, min_length=1)
+    """Bearer tokens are accepted from these providers' issuers (each an issuer_url of the provider
+    list); null: from every configured provider. Each token is verified against its issuer's keys."""
 
 
 class WebSocketConfig(_Section):
@@ -209,6 +212,11 @@ class UpstreamConfig(TlsClientOptions):
 
     headers: UpstreamHeaders = UpstreamHeaders()
     """``inject`` and ``groups_filter`` for this prefix, each replacing the global one when set."""
+    providers: Names | None = Field(default=None, min_length=1)
+    """Only sessions (and bearer tokens) from these providers (ids) may use this prefix; others get 403."""
+    acr: Names | None = Field(default=None, min_length=1)
+    """Step-up: the session's ID token ``acr`` must be one of these; a browser whose sign-in was
+    weaker is sent to sign in again with ``acr_values`` set to them (joined by spaces, in order)."""
 
     @field_validator("prefix")
     @classmethod

@@ -18,11 +18,14 @@ from pydantic_settings import (
 )
 
 from ..trusted_proxies import ForwardedHeader, Network, parse_network
-from .fields import Duration, _http_url, _read_secret, _Section
+from .fields import Duration, _read_secret, _Section
+from .providers import ProviderConfig
 from .redis_url import parse_redis_url
-from .tls import RedisTlsConfig, TlsClientOptions, TlsVersion, check_cert_pair
+from .tls import RedisTlsConfig, TlsVersion, check_cert_pair
 
 TRUST_ALL = ("0.0.0.0/0", "::/0")
+
+__all__ = ["CookieConfig", "ProviderConfig", "ServerConfig", "SessionConfig"]
 
 
 class ServerConfig(_Section):
@@ -141,63 +144,6 @@ class ServerConfig(_Section):
             return None
         host, _, port = self.metrics_listen.rpartition(":")
         return host.strip("[]") or "0.0.0.0", int(port)
-
-
-class ProviderConfig(TlsClientOptions):
-    issuer_url: str
-    """The issuer; discovery is read from <issuer>/.well-known/openid-configuration."""
-    client_id: str = Field(min_length=1)
-    client_secret: SecretStr | None = None
-    client_secret_file: Path | None = None
-    scopes: list[str] = ["openid", "email", "profile"]
-    redirect_url: str | None = None
-    """Default: <request origin><proxy_prefix>/callback."""
-    timeout: Duration = 10.0
-    """Timeout of each request to the provider."""
-    userinfo: Literal["auto", "always", "never"] = "auto"
-    """Read the UserInfo endpoint at sign-in and refresh for the profile claims. auto: when the ID token
-    carries none of email, preferred_username, name (providers that put them only there once an access
-    token is issued, as OIDC Core 5.4 allows) and discovery names a userinfo_endpoint. Its claims only
-    fill in what the ID token lacks, and only when its sub is the ID token's (proxy/oidc/userinfo.py)."""
-
-    @field_validator("issuer_url")
-    @classmethod
-    def _issuer(cls, value: str) -> str:
-        return _http_url(value, "issuer_url").rstrip("/")
-
-    @field_validator("redirect_url")
-    @classmethod
-    def _redirect(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value, "redirect_url")
-
-    @field_validator("scopes")
-    @classmethod
-    def _scopes(cls, value: list[str]) -> list[str]:
-        if "openid" not in value:
-            raise ValueError("must include 'openid'")
-        return value
-
-    @model_validator(mode="after")
-    def _provider_tls(self) -> ProviderConfig:
-        self.check_tls("issuer_url", self.issuer_url.lower().startswith("https://"))
-        return self
-
-    @model_validator(mode="after")
-    def _secret(self) -> ProviderConfig:
-        if self.client_secret_file is not None:
-            if self.client_secret is not None:
-                raise ValueError("set client_secret or client_secret_file, not both")
-            object.__setattr__(
-                self, "client_secret", _read_secret(self.client_secret_file, "client_secret_file")
-            )
-        if self.client_secret is None or not self.client_secret.get_secret_value():
-            raise ValueError("client_secret (or client_secret_file) is required")
-        return self
-
-    @property
-    def secret(self) -> str:
-        assert self.client_secret is not None  # guaranteed by _secret
-        return self.client_secret.get_secret_value()
 
 
 class CookieConfig(_Section):

@@ -5,6 +5,13 @@
   ``None`` for neither; :class:`BearerRejected` for a bad token.
 - :func:`denial`: which rule (if any) turns the identity away; denials are logged.
 - :func:`rule_denial`: the same for ``authorization.rules`` (method and path of the request).
+- :func:`wrong_provider`, :func:`refusal`: per-upstream conditions on how someone signed in:
+  ``upstreams[].providers`` (which provider vouches for them: else 403) and ``upstreams[].acr`` (how
+  strongly: step-up). A session whose ID token ``acr`` is not one the upstream lists is sent to sign
+  in again at its provider with ``acr_values`` (a browser navigating: 302; other clients: 401 JSON
+  naming the sign-in URL), unless its sign-in already asked for exactly that (the provider did not
+  deliver: 403, no loop). A bearer token whose ``acr`` falls short gets 401
+  ``insufficient_user_authentication`` (RFC 9470): it can't be stepped up here.
 """
 
 from __future__ import annotations
@@ -20,7 +27,10 @@ from ..authz import Rules, first_denial
 from ..identity import Principal
 from ..keys import AUTHENTICATOR, RULE_TABLE, RULES, SETTINGS
 from ..paths import skips_auth
+from ..routing import Upstream
 from ..rules import Denial, effective_methods
+from ..signin import ACR_VALUES, acr_verdict
+from .common import provider_start_url
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +119,46 @@ def rule_denial(
                    "path": (raw_path or "?")[:512], **context},
         )  # fmt: skip
     return found
+
+
+def refusal(request: web.Request, who: Principal, upstream: Upstream) -> web.StreamResponse | None:
+    """``None`` when ``who`` meets ``upstream``'s ``acr``, else the answer: a step-up sign-in, a
+    403 page, or (bearer) a 401 challenge."""
+    if not upstream.acr:
+        return None
+    required = " ".join(upstream.acr)
+    verdict = acr_verdict(upstream.acr, who.acr, who.acr_requested, session=who.via == "session")
+    if verdict == "ok":
+        return None
+    extra = {"event": "step_up", "sub": who.identity.sub, "upstream": upstream.prefix, "acr": who.acr}
+    if verdict == "step_up":
+        log.info("step-up sign-in required", extra=extra)
+        url = provider_start_url(request, request.raw_path, who.provider, **{ACR_VALUES: required})
+        if pages.wants_html(request) and request.method in ("GET", "HEAD"):
+            return web.Response(status=302, headers={"Location": url, **pages.NO_STORE})
+        body = {"error": "step_up_required", "message": "a stronger sign-in is required", "sign_in": url}
+        return web.json_response(body, status=401, headers=pages.NO_STORE)
+    log.info("denied: sign-in not strong enough", extra={**extra, "event": "denied", "rule": "acr"})
+    if who.via == "bearer":
+        challenge = (
+            f'Bearer realm="{REALM}", error="insufficient_user_authentication", acr_values="{required}"'
+        )
+        body = {"error": "insufficient_user_authentication", "acr_values": required}
+        return web.json_response(body, status=401, headers={**pages.NO_STORE, "WWW-Authenticate": challenge})
+    return pages.error(
+        request, 403, "Stronger sign-in required",
+        "This page needs a stronger sign-in than the sign-in provider gave. Sign out and try again, "
+        "or ask your administrator.",
+    )  # fmt: skip
+
+
+def wrong_provider(who: Principal, upstream: Upstream) -> bool:
+    """Whether ``upstream`` is closed to ``who``'s provider (logged; the caller answers 403)."""
+    if upstream.providers is None or who.provider in upstream.providers:
+        return False
+    log.info(
+        "denied by upstream providers",
+        extra={"event": "denied", "sub": who.identity.sub, "rule": "providers", "via": who.via,
+               "provider": who.provider, "upstream": upstream.prefix},
+    )  # fmt: skip
+    return True

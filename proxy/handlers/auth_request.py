@@ -11,8 +11,9 @@
          that can't, such as Traefik); a bad bearer token: ``WWW-Authenticate: Bearer
          error="invalid_token"``
     403  signed in but refused by the global ``authorization`` rules or this location's narrowing
-         (``allowed_groups`` / ``allowed_roles`` / ``allowed_emails`` / ``allowed_email_domains``),
-         or by ``authorization.rules`` on the original method and URI (unknown ones: refused)
+         (``allowed_groups`` / ``allowed_roles`` / ``allowed_emails`` / ``allowed_email_domains``,
+         ``providers``: ids of the providers whose sessions and bearer tokens may pass), or by
+         ``authorization.rules`` on the original method and URI (unknown ones: refused)
     503  the session store or the provider's keys are unreachable (never 202)
 """
 
@@ -29,11 +30,19 @@ from .. import pages
 from ..authz import Rules, first_denial
 from ..forward_headers import identity_headers
 from ..fronts import FrontConflict
-from ..identity import Identity
+from ..identity import Identity, Principal
 from ..inject import Injection
 from ..keys import INJECT, RULES, SETTINGS
 from ..redirects import safe_redirect
-from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, rule_denial, skip_auth
+from .access import (
+    BearerRejected,
+    bearer_challenge,
+    denial,
+    invalid_token,
+    principal,
+    rule_denial,
+    skip_auth,
+)
 from .common import original, start_url
 
 log = logging.getLogger(__name__)
@@ -93,15 +102,27 @@ async def auth_check(request: web.Request) -> web.StreamResponse:
         return web.Response(status=403, headers=headers)
     if rule_denial(request, who, orig.method, orig.uri):  # as the front reports the request
         return web.Response(status=403, headers=headers)
-    id_token = who.id_token
+    if "providers" in request.query and not _from_provider(who, request.query.get("providers", "")):
+        return web.Response(status=403, headers=headers)
     signed_in = _signed_in_headers(
-        identity, settings.headers.max_groups_bytes, app[INJECT].everywhere, who.access_token, id_token
+        identity, settings.headers.max_groups_bytes, app[INJECT].everywhere, who.access_token, who.id_token
     )
     if settings.headers.pass_access_token:
         return web.Response(
             status=202, headers={**signed_in, "X-Auth-Request-Access-Token": who.access_token}
         )
     return web.Response(status=202, headers=signed_in)  # copied by aiohttp, never changed
+
+
+def _from_provider(who: Principal, listed: str) -> bool:
+    """``?providers=a,b``: only principals of those providers (ids) pass this location."""
+    if who.provider in {p.strip() for p in listed.split(",")}:
+        return True
+    log.info(
+        "denied by the location's providers",
+        extra={"event": "denied", "sub": who.identity.sub, "rule": "providers", "provider": who.provider},
+    )
+    return False
 
 
 @functools.lru_cache(maxsize=16_384)

@@ -15,10 +15,11 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from ..errors import TokenInvalid
-from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, REPLAY, SETTINGS, STORE
+from ..keys import COOKIES, PROVIDERS, REPLAY, SETTINGS, STORE
 from ..metrics import record_logout
-from ..oidc.tokens import LEEWAY, LOGOUT_TOKEN_MAX_AGE, verify_logout_token
+from ..oidc.tokens import LEEWAY, LOGOUT_TOKEN_MAX_AGE, unverified_issuer, verify_logout_token
 from ..page_templates import builtin
+from ..sessions.base import scoped
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,13 @@ async def backchannel_logout(request: web.Request) -> web.StreamResponse:
     if not isinstance(raw, str) or not raw:
         return _error("logout_token is missing")
     app = request.app
+    # The token names its issuer; that provider's keys, issuer and client id then verify it, and
+    # it ends only that provider's sessions (sids and subs are scoped by provider).
+    entry = app[PROVIDERS].by_issuer(unverified_issuer(raw) or "")
     try:
-        claims = await verify_logout_token(app[PROVIDER], raw, client_id=app[PROVIDER_CLIENT].client_id)
+        if entry is None:
+            raise TokenInvalid("logout_token is not from a configured provider")
+        claims = await verify_logout_token(entry.discovery, raw, client_id=entry.client.client_id)
     except TokenInvalid as exc:
         log.warning("back-channel logout refused: %s", exc.message, extra={"event": "backchannel_refused"})
         return _error(exc.message)
@@ -52,13 +58,14 @@ async def backchannel_logout(request: web.Request) -> web.StreamResponse:
         return _error("logout_token was already used")
     sid, sub = claims.get("sid"), claims.get("sub")
     if isinstance(sid, str) and sid:
-        ended = await store.end_provider_session(sid)
+        ended = await store.end_provider_session(scoped(entry.id, sid))
     else:
-        ended = await store.end_user_sessions(str(sub))
+        ended = await store.end_user_sessions(scoped(entry.id, str(sub)))
     log.info(
         "back-channel logout",
-        extra={"event": "logout", "kind": "backchannel", "sub": sub, "sessions_ended": ended},
-    )
+        extra={"event": "logout", "kind": "backchannel", "sub": sub, "sessions_ended": ended,
+               "provider": entry.id},
+    )  # fmt: skip
     record_logout(app, "backchannel")
     return web.Response(status=200, headers=HEADERS)
 
@@ -69,16 +76,18 @@ async def frontchannel_logout(request: web.Request) -> web.StreamResponse:
     Off unless ``logout.frontchannel`` (404). The provider does not sign this request: anyone can
     send it, naming any ``sid``. So it ends only the session of the browser that sends it: its
     session cookie must name a session of that ``sid``; sessions of other browsers are left to
-    back-channel logout. ``iss`` is required and must be our provider's. A cross-site frame carries
+    back-channel logout. ``iss`` is required and must be a configured provider's, the one of that
+    session (with several providers, a sid of one never ends another's session). A cross-site frame carries
     the cookie only with ``cookie.samesite: none``; with lax/strict nothing is ended here (the page
     is still served, so the provider's logout page isn't broken).
     """
     app = request.app
     if not app[SETTINGS].logout.frontchannel:
         return web.Response(status=404, text="front-channel logout is not enabled", headers=HEADERS)
-    issuer = app[PROVIDER].metadata.issuer
     sid, iss = request.query.get("sid", ""), request.query.get("iss", "")
-    if not sid or not iss or not compare_digest(iss.encode(), issuer.encode()):
+    entry = app[PROVIDERS].by_issuer(iss) if iss else None
+    issuer = entry.discovery.metadata.issuer if entry is not None else ""
+    if entry is None or not sid or not compare_digest(iss.encode(), issuer.encode()):
         log.warning(
             "front-channel logout refused: iss or sid missing or wrong",
             extra={"event": "frontchannel_refused"},
@@ -90,7 +99,8 @@ async def frontchannel_logout(request: web.Request) -> web.StreamResponse:
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(issuer))
     headers = {**HEADERS, "Content-Security-Policy": f"default-src 'none'; frame-ancestors {origin}"}
     response = web.Response(text=FRAME_PAGE, content_type="text/html", headers=headers)
-    if ticket is None or session is None or not _same(session.sid, sid):
+    mine = session is not None and app[PROVIDERS].find_session(session.provider) is entry
+    if ticket is None or session is None or not mine or not _same(session.sid, scoped(entry.id, sid)):
         log.info(
             "front-channel logout: this browser has no session of that sid; nothing ended",
             extra={"event": "frontchannel_ignored", "cookie": ticket is not None},

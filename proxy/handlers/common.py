@@ -19,7 +19,7 @@ from aiohttp import web
 from .. import pages
 from ..errors import ProviderUnavailable
 from ..fronts import NOTHING, FrontConflict, Original, read_original
-from ..keys import CLIENT, COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE, TRUST
+from ..keys import CLIENT, COOKIES, PROVIDERS, SETTINGS, STORE, TRUST
 from ..metrics import record_logout
 from ..oidc.client import end_session_backend
 from ..redirects import origin
@@ -64,9 +64,12 @@ def start_url(request: web.Request, rd: str) -> str:
     return f"{prefix(request)}/{page}?rd={quote(rd, safe='')}"
 
 
-def provider_start_url(request: web.Request, rd: str) -> str:
-    """Straight to the provider (the sign-in page's button)."""
-    return f"{prefix(request)}/start?rd={quote(rd, safe='')}"
+def provider_start_url(request: web.Request, rd: str, provider: str | None = None, **params: str) -> str:
+    """Straight to the provider (the sign-in page's buttons, a step-up sign-in)."""
+    url = f"{prefix(request)}/start?rd={quote(rd, safe='')}"
+    if provider is not None:
+        url += f"&provider={quote(provider, safe='')}"
+    return url + "".join(f"&{k}={quote(v, safe='')}" for k, v in params.items())
 
 
 def client_ip(request: web.Request) -> str:
@@ -105,17 +108,23 @@ def csrf_token(request: web.Request) -> str | None:
 
 
 async def end_at_provider(
-    app: web.Application, *, id_token: str | None, refresh_token: str | None, sub: str | None = None
+    app: web.Application,
+    *,
+    id_token: str | None,
+    refresh_token: str | None,
+    sub: str | None = None,
+    provider: str | None = None,
 ) -> bool:
-    """End a provider session from the server (logout.mode backend, other devices); whether that
-    worked. A failure is logged: the provider session may persist."""
+    """End a provider session from the server (logout.mode backend, other devices) at the session's
+    provider (``provider``: its id); whether that worked. A failure is logged: the provider session
+    may persist."""
     if refresh_token is None and id_token is None:
         return False
     try:
+        entry = app[PROVIDERS].of_session(provider)
         await end_session_backend(
-            app[PROVIDER_HTTP], app[PROVIDER].metadata, app[PROVIDER_CLIENT],
-            id_token=id_token, refresh_token=refresh_token,
-        )  # fmt: skip
+            entry.http, entry.discovery.metadata, entry.client, id_token=id_token, refresh_token=refresh_token
+        )
     except ProviderUnavailable as exc:
         log.warning(
             "provider session may persist: %s", exc.message, extra={"event": "logout_local_only", "sub": sub}
@@ -125,11 +134,14 @@ async def end_at_provider(
 
 
 async def end_record_at_provider(app: web.Application, record: SessionRecord) -> bool:
-    return await end_at_provider(app, id_token=record.id_token_hint, refresh_token=record.refresh_token)
+    return await end_at_provider(
+        app, id_token=record.id_token_hint, refresh_token=record.refresh_token, provider=record.provider
+    )
 
 
 async def end_other_sessions(request: web.Request, sub: str) -> int:
-    """Sign out everywhere else: every other session of ``sub``, here and at the provider."""
+    """Sign out everywhere else: every other session of the user ``sub`` (``Session.user_key``: scoped
+    by provider), here and at their provider."""
     store = request.app[STORE]
     ticket = current_ticket(request)
     current = ticket.id.hex() if ticket else None

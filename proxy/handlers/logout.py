@@ -22,7 +22,7 @@ from aiohttp import web
 
 from .. import pages
 from ..errors import ProviderUnavailable
-from ..keys import COOKIES, PROVIDER, PROVIDER_CLIENT, PROVIDER_HTTP, SETTINGS, STORE
+from ..keys import COOKIES, PROVIDERS, SETTINGS, STORE
 from ..metrics import record_logout
 from ..oidc.client import revoke_refresh_token
 from ..oidc.logout_url import provider_logout_url
@@ -114,7 +114,7 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     except ProviderUnavailable:  # its refresh failed: sign-out still ends the session here
         session = await store.load(ticket, cached=False) if ticket is not None else None
     if session is not None and request.query.get("everywhere") == "1":
-        await end_other_sessions(request, session.identity.sub)
+        await end_other_sessions(request, session.user_key)
     if ticket is not None:
         await store.delete(ticket, session)
     target = logout_target(request)
@@ -139,11 +139,15 @@ def _browser_logout(request: web.Request, session: Session, target: str) -> web.
     """Send the browser to end the provider's session (``proxy.oidc.logout_url``), or say plainly
     that it could not be ended when the provider offers no way to."""
     app = request.app
-    provider, settings = app[PROVIDER], app[SETTINGS].logout
+    settings = app[SETTINGS].logout
+    entry = app[PROVIDERS].find_session(session.provider)
+    if entry is None:
+        return local_only(request, target, "the session's provider is no longer configured", session)
+    provider = entry.discovery
     found = provider_logout_url(
         template=settings.provider_logout_url,
         end_session_endpoint=provider.metadata.end_session_endpoint if provider.ready else None,
-        client_id=app[PROVIDER_CLIENT].client_id,
+        client_id=entry.client.client_id,
         id_token_hint=session.id_token,
         post_logout_redirect_uri=target,
         send_post_logout_redirect_uri=settings.send_post_logout_redirect_uri,
@@ -180,11 +184,16 @@ def local_only(request: web.Request, target: str, why: str, session: Session) ->
 
 async def _backend_logout(request: web.Request, session: Session, target: str) -> web.Response:
     """End the provider's session from here; the browser goes straight to ``target``."""
-    provider = request.app[PROVIDER]
-    if not (provider.ready and provider.metadata.end_session_endpoint):
+    entry = request.app[PROVIDERS].find_session(session.provider)
+    provider = entry.discovery if entry is not None else None
+    if not (provider is not None and provider.ready and provider.metadata.end_session_endpoint):
         return local_only(request, target, "discovery has no end_session_endpoint", session)
     ended = await end_at_provider(
-        request.app, id_token=session.id_token, refresh_token=session.refresh_token, sub=session.identity.sub
+        request.app,
+        id_token=session.id_token,
+        refresh_token=session.refresh_token,
+        sub=session.identity.sub,
+        provider=session.provider,
     )
     if not ended:
         return pages.html_page(
@@ -197,13 +206,11 @@ async def _backend_logout(request: web.Request, session: Session, target: str) -
 
 
 async def _revoke(request: web.Request, session: Session) -> None:
-    app = request.app
-    if session.refresh_token is None or not app[PROVIDER].ready:
+    entry = request.app[PROVIDERS].find_session(session.provider)
+    if session.refresh_token is None or entry is None or not entry.discovery.ready:
         return
     try:
-        await revoke_refresh_token(
-            app[PROVIDER_HTTP], app[PROVIDER].metadata, app[PROVIDER_CLIENT], session.refresh_token
-        )
+        await revoke_refresh_token(entry.http, entry.discovery.metadata, entry.client, session.refresh_token)
     except ProviderUnavailable as exc:
         log.warning(
             "refresh token not revoked: %s",
@@ -213,10 +220,14 @@ async def _revoke(request: web.Request, session: Session) -> None:
 
 
 def _provider_logout_known(app: web.Application) -> bool:
-    provider = app[PROVIDER]
+    """Whether sign-out can end a session at any provider here (else the page says it may live on)."""
     if app[SETTINGS].logout.provider_logout_url is not None:
         return True
-    return provider.ready and provider.metadata.end_session_endpoint is not None
+    registry = app[PROVIDERS]
+    started = list(registry)
+    return bool(started) and all(
+        p.discovery.ready and bool(p.discovery.metadata.end_session_endpoint) for p in started
+    )
 
 
 async def signed_out(request: web.Request) -> web.StreamResponse:

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from .. import pages
 from ..errors import StoreUnavailable
-from ..keys import PROVIDER, STORE_CONNECTION
+from ..keys import PROVIDERS, STORE_CONNECTION
 from ..sessions.request import current_session
 from .common import csrf_token
 
@@ -18,7 +18,10 @@ async def ping(request: web.Request) -> web.StreamResponse:
 
 async def ready(request: web.Request) -> web.StreamResponse:
     """Readiness: the session store answers and the provider was discovered."""
-    checks = {"store": "ok", "provider": "ok" if request.app[PROVIDER].ready else "discovery pending"}
+    registry = request.app[PROVIDERS]
+    started = list(registry)
+    ready = len(started) == len(registry) and all(p.discovery.ready for p in started)
+    checks = {"store": "ok", "provider": "ok" if ready else "discovery pending"}
     try:
         await request.app[STORE_CONNECTION].ping()
     except StoreUnavailable:

@@ -23,7 +23,17 @@ from ..routing import PathRefused, Upstream
 from ..trusted_proxies import in_networks
 from ..upstream import forward_http
 from ..upstream_ws import forward_ws, is_websocket
-from .access import BearerRejected, bearer_challenge, denial, invalid_token, principal, rule_denial, skip_auth
+from .access import (
+    BearerRejected,
+    bearer_challenge,
+    denial,
+    invalid_token,
+    principal,
+    refusal,
+    rule_denial,
+    skip_auth,
+    wrong_provider,
+)
 from .common import CSRF_FIELD, UPSTREAM_CSRF_HEADER, client, csrf_token, own_origin, prefix, start_url
 
 log = logging.getLogger(__name__)
@@ -131,9 +141,14 @@ async def _authorized(
         return pages.error(request, 404, "Not found", "No application is configured for this path.")
     if denial(request, who, rules_for(request, upstream), request.path, upstream=upstream.prefix):
         return forbidden(request, who)
+    if wrong_provider(who, upstream):
+        return forbidden(request, who)
     fold = upstream.case_insensitive
     if rule_denial(request, who, request.method, request.raw_path, fold, upstream=upstream.prefix):
         return forbidden(request, who)
+    step_up = refusal(request, who, upstream)
+    if step_up is not None:
+        return step_up
     return await _answer(request, upstream, who, policy)
 
 

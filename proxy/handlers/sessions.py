@@ -31,7 +31,7 @@ async def list_sessions(request: web.Request) -> web.StreamResponse:
             "user_agent": record.user_agent,
             "ip": record.ip,
         }
-        for record, seen in await request.app[STORE].user_sessions(session.identity.sub)
+        for record, seen in await request.app[STORE].user_sessions(session.user_key)
     ]
     items.sort(key=lambda i: (not i["current"], -float(str(i["created_at"]))))
     body = {
@@ -63,9 +63,9 @@ async def end_one(request: web.Request) -> web.StreamResponse:
     if ticket is None or not request.app[COOKIES].csrf_valid(ticket, token):
         return web.json_response({"error": "csrf token missing or wrong"}, status=403, headers=pages.NO_STORE)
     store = request.app[STORE]
-    for record, _ in await store.user_sessions(session.identity.sub):
+    for record, _ in await store.user_sessions(session.user_key):
         if record.ref == ref:
-            await store.end_by_id(session.identity.sub, record.session_id)
+            await store.end_by_id(session.user_key, record.session_id)
             at_provider = await end_record_at_provider(request.app, record)
             log.info("session ended by its user", extra={"event": "logout", "kind": "user_remote"})
             record_logout(request.app, "user_remote")

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -68,9 +69,19 @@ class TokenResponse:
 
 
 def authorization_url(
-    meta: Metadata, client: Client, *, redirect_uri: str, state: str, nonce: str, code_verifier: str
+    meta: Metadata,
+    client: Client,
+    *,
+    redirect_uri: str,
+    state: str,
+    nonce: str,
+    code_verifier: str,
+    extra: Mapping[str, str] | None = None,
 ) -> str:
+    """The authorization request; ``extra`` (auth_params, pass-through) first, so the protocol's own
+    parameters always win (config validation refuses those names anyway)."""
     params = {
+        **(extra or {}),
         "response_type": "code",
         "client_id": client.client_id,
         "redirect_uri": redirect_uri,

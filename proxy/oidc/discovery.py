@@ -53,6 +53,9 @@ class Metadata:
     token_auth_methods: tuple[str, ...]
     backchannel_logout: bool = False
     """``backchannel_logout_supported: true``: the provider can tell us of sign-outs made elsewhere."""
+    iss_in_response: bool = False
+    """``authorization_response_iss_parameter_supported`` (RFC 9207): the provider names itself in
+    every authorization response, so an answer without ``iss`` is refused (mix-up)."""
 
     def missing_logout_features(self) -> list[str]:
         """What this provider lacks for a complete sign-out, in words for a log line."""
@@ -107,6 +110,7 @@ class Metadata:
             id_token_algs=algs or ("RS256",),
             token_auth_methods=strs("token_endpoint_auth_methods_supported", ("client_secret_basic",)),
             backchannel_logout=doc.get("backchannel_logout_supported") is True,
+            iss_in_response=doc.get("authorization_response_iss_parameter_supported") is True,
         )
 
 

@@ -6,11 +6,12 @@ joserfc checks them only when told to.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 from authlib.oidc.core import CodeIDToken
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jws import JWSRegistry
 from joserfc.jwt import JWTClaimsRegistry
@@ -73,6 +74,17 @@ async def verify_id_token(
     if not isinstance(claims.get("sub"), str) or not claims["sub"]:
         raise TokenInvalid("id_token has no subject")
     return dict(claims)
+
+
+def unverified_issuer(token: str) -> str | None:
+    """The ``iss`` a JWT claims, read without any check: only to pick the provider whose keys and
+    issuer then verify it (the verification checks ``iss`` again)."""
+    try:
+        claims = json.loads(jws.extract_compact(token.encode()).payload)
+    except (JoseError, ValueError, UnicodeError, RecursionError):
+        return None
+    iss = claims.get("iss") if isinstance(claims, dict) else None
+    return iss if isinstance(iss, str) and iss else None
 
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"

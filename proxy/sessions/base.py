@@ -42,6 +42,16 @@ def session_key(session_id_hex: str) -> str:
     return f"ap:s:{{{session_id_hex}}}"
 
 
+def scoped(provider: str | None, value: str) -> str:
+    """A provider's ``sub`` or ``sid`` as the store indexes it, so that two providers' users or
+    sessions with the same id never meet: as is for the default provider (the single ``provider:``,
+    and sessions from before several providers), else ``<provider id> NUL <value>``. Sign-in refuses
+    a ``sub`` or ``sid`` with a NUL, so no value of one provider can spell another's."""
+    if provider is None or provider == "default":
+        return value
+    return f"{provider}\x00{value}"
+
+
 @dataclass(frozen=True)
 class Session:
     identity: Identity
@@ -56,7 +66,20 @@ class Session:
     access_expires_at: float | None = None
     refresh_expires_at: float | None = None
     """When the refresh token stops working (a session never outlives it)."""
+    provider: str | None = None
+    """The id of the provider it was signed in with (``None``: from before several providers, the
+    first configured). Its refreshes, sign-out and logout tokens go to and come from that one."""
+    acr: str | None = None
+    """The ID token's ``acr`` (how strongly the user signed in), for upstreams' ``acr`` step-up."""
+    acr_requested: str | None = None
+    """The ``acr_values`` its sign-in asked for (a step-up): if the provider still answered a weaker
+    ``acr``, the proxy refuses (403) instead of sending the browser round again."""
     version: int = field(default=SESSION_FORMAT)
+
+    @property
+    def user_key(self) -> str:
+        """The user as the store indexes them: ``sub`` scoped by the provider (:func:`scoped`)."""
+        return scoped(self.provider, self.identity.sub)
 
     def ends_at(self) -> float:
         """The absolute end: the configured lifetime, or the refresh token's expiry if sooner."""

@@ -63,12 +63,12 @@ class SessionIndex:
         """Index a session under its sid (if any) and its sub, for at least ``ttl`` seconds more."""
         if session.sid:
             await self._sets.index_add(sid_index(session.sid), session_id, ttl)
-        await self._sets.index_add(sub_index(session.identity.sub), session_id, ttl)
+        await self._sets.index_add(sub_index(session.user_key), session_id, ttl)
 
     async def remove(self, session_id: str, session: Session) -> None:
         if session.sid:
             await self._sets.index_remove(sid_index(session.sid), session_id)
-        await self._sets.index_remove(sub_index(session.identity.sub), session_id)
+        await self._sets.index_remove(sub_index(session.user_key), session_id)
 
     async def remove_user_session(self, sub: str, session_id: str) -> None:
         await self._sets.index_remove(sub_index(sub), session_id)

@@ -26,6 +26,8 @@ class SessionRecord:
     id_token_hint: str | None = None
     """Only when small enough to keep (the POST end-session needs it for providers without
     refresh-token logout); big ID tokens are left out."""
+    provider: str | None = None
+    """The session's provider id (``Session.provider``): where to end it."""
 
     @property
     def ref(self) -> str:

@@ -20,16 +20,14 @@ import logging
 import time
 from dataclasses import dataclass, replace
 
-from aiohttp import ClientSession
-
 from ..config.access import AuthorizationConfig
 from ..errors import ProviderUnavailable
 from ..metrics_registry import Metrics
 from ..oidc.bearer import login_identity
-from ..oidc.client import Client, TokenRequestRefused, refresh_tokens
-from ..oidc.discovery import Provider
+from ..oidc.client import TokenRequestRefused, refresh_tokens
+from ..oidc.providers import Providers
 from ..oidc.tokens import verify_id_token
-from ..oidc.userinfo import UserinfoMode, with_userinfo
+from ..oidc.userinfo import with_userinfo
 from .base import Session, Ticket
 from .guards import Lock
 from .store import SessionStore
@@ -47,16 +45,12 @@ class Refresher:
 
     store: SessionStore
     lock: Lock
-    provider: Provider
-    client: Client
-    http: ClientSession
-    """The provider's HTTP client (a total timeout per request)."""
+    providers: Providers
+    """Each session is refreshed at its own provider (its client, keys, HTTP client)."""
     authorization: AuthorizationConfig
     skew: float
     """Refresh this long before the access token expires (``session.refresh_skew``)."""
     metrics: Metrics
-    userinfo: UserinfoMode = "auto"
-    """When to complete the claims from the UserInfo endpoint (``provider.userinfo``)."""
 
     def due(self, session: Session) -> bool:
         """Whether ``session``'s access token should be refreshed now (then :meth:`fresh`)."""
@@ -92,10 +86,12 @@ class Refresher:
                 raise ProviderUnavailable("another request's token refresh did not finish in time")
 
     async def _refresh(self, ticket: Ticket, session: Session) -> Session | None:
-        store, provider, client, metrics = self.store, self.provider, self.client, self.metrics
+        store, metrics = self.store, self.metrics
+        entry = self.providers.of_session(session.provider)
+        provider, client, http = entry.discovery, entry.client, entry.http
         assert session.refresh_token is not None
         try:
-            tokens = await refresh_tokens(self.http, provider.metadata, client, session.refresh_token)
+            tokens = await refresh_tokens(http, provider.metadata, client, session.refresh_token)
         except TokenRequestRefused as exc:
             if exc.error not in ENDING_ERRORS:
                 raise ProviderUnavailable(f"token refresh refused: {exc.error}") from None
@@ -112,7 +108,7 @@ class Refresher:
             metrics.refreshed("ended")
             metrics.logged_out("refresh_failure")
             return None
-        identity, id_token = session.identity, session.id_token
+        identity, id_token, acr = session.identity, session.id_token, session.acr
         if tokens.id_token is not None:
             claims = await verify_id_token(
                 provider,
@@ -129,15 +125,17 @@ class Refresher:
                 metrics.refreshed("ended")
                 return None
             claims = await with_userinfo(
-                self.http, provider.metadata, self.userinfo, claims, tokens.access_token
+                http, provider.metadata, entry.config.userinfo, claims, tokens.access_token
             )
             identity = login_identity(self.authorization, claims, tokens.access_token)
             id_token = tokens.id_token
+            acr = claims["acr"] if isinstance(claims.get("acr"), str) else session.acr
         now = time.time()
         renewed = replace(
             session,
             identity=identity,
             id_token=id_token,
+            acr=acr,
             access_token=tokens.access_token,
             refresh_token=tokens.refresh_token or session.refresh_token,
             access_expires_at=now + tokens.expires_in if tokens.expires_in else None,

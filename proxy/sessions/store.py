@@ -142,7 +142,13 @@ class SessionStore:
     ) -> None:
         hint = session.id_token if len(session.id_token) <= 4096 else None
         record = SessionRecord(
-            ticket.id.hex(), session.created_at, user_agent[:300], ip[:64], session.refresh_token, hint
+            ticket.id.hex(),
+            session.created_at,
+            user_agent[:300],
+            ip[:64],
+            session.refresh_token,
+            hint,
+            session.provider,
         )
         await self._blobs.set(record_key(record.session_id), record.seal(self._record_keys), ttl)
 

@@ -14,7 +14,7 @@ from yarl import URL
 
 from proxy.app import create_app
 from proxy.config import load_settings
-from proxy.keys import METRICS, PROVIDER
+from proxy.keys import METRICS, PROVIDERS
 from tests.conftest import COOKIE_SECRET, ProxyFactory, RunningProxy
 from tests.support.fake_provider import FakeProvider
 from tests.support.login import signed_in_browser
@@ -154,7 +154,7 @@ async def test_the_applications_middlewares_see_auth_checks(
 
     app.middlewares.append(record)
     server = await aiohttp_server(app, host="127.0.0.1")
-    await app[PROVIDER].discover()
+    await app[PROVIDERS].default.discovery.discover()
     async with aiohttp.ClientSession() as client, client.get(server.make_url("/oauth/auth")) as r:
         assert r.status == 401
     assert seen == ["/oauth/auth"]

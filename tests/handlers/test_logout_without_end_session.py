@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from proxy.keys import COOKIES, PROVIDER, STORE
+from proxy.keys import COOKIES, PROVIDERS, STORE
 from tests.conftest import ProxyFactory
 from tests.support.browser import navigate
 from tests.support.fake_provider import FakeProvider
@@ -133,9 +133,9 @@ async def test_discovery_names_the_missing_logout_features(
 ) -> None:
     fake_provider.discovery_extra = NO_LOGOUT
     proxy = await make_proxy(issuer=fake_provider.issuer)
-    meta = proxy.app[PROVIDER].metadata
+    meta = proxy.app[PROVIDERS].default.discovery.metadata
     assert len(meta.missing_logout_features()) == 3
     fake_provider.discovery_extra = {"backchannel_logout_supported": True}
-    assert (await proxy.app[PROVIDER].discover()).missing_logout_features() == []
+    assert (await proxy.app[PROVIDERS].default.discovery.discover()).missing_logout_features() == []
     lines = [r.getMessage() for r in caplog.records if getattr(r, "event", None) == "provider_logout_feature"]
     assert any("end_session_endpoint" in m for m in lines) and any("back-channel" in m for m in lines)

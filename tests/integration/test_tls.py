@@ -44,7 +44,7 @@ from proxy.app import create_app
 from proxy.config import ConfigError, load_settings
 from proxy.config.tls import RedisTlsConfig
 from proxy.errors import StoreUnavailable
-from proxy.keys import METRICS, PROVIDER, SERVER_TLS
+from proxy.keys import METRICS, PROVIDERS, SERVER_TLS
 from proxy.sessions.redis_store import RedisBackend
 from tests.conftest import COOKIE_SECRET, ROOT, ProxyFactory
 from tests.support.browser import navigate
@@ -279,7 +279,7 @@ async def test_provider_with_the_wrong_ca_fails_closed(
             issuer=https_provider.issuer, provider={"ca_file": str(pki["other"].file)}, wait_discovery=False
         )
         await asyncio.sleep(0.5)
-        assert not proxy.app[PROVIDER].ready
+        assert not proxy.app[PROVIDERS].default.discovery.ready
         status, _ = await _get(proxy.url + "/ready")
     assert status == 503
     assert any("CERTIFICATE_VERIFY_FAILED" in r.getMessage() for r in caplog.records)

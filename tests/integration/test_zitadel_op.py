@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
-from proxy.keys import COOKIES, PROVIDER, STORE
+from proxy.keys import COOKIES, PROVIDERS, STORE
 from proxy.sessions.base import Session
 from tests.conftest import ROOT, ProxyFactory, RunningProxy
 from tests.support.browser import Page, navigate, new_browser
@@ -254,7 +254,7 @@ async def test_its_access_tokens_are_opaque_so_bearer_access_is_refused(
     async with aiohttp.ClientSession() as api, api.get(proxy.url + "/hello", headers=headers) as r:
         assert r.status == 401
         assert "invalid_token" in r.headers.get("WWW-Authenticate", "")
-    assert proxy.app[PROVIDER].metadata.userinfo_endpoint
+    assert proxy.app[PROVIDERS].default.discovery.metadata.userinfo_endpoint
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ from joserfc import jws, jwt
 from joserfc.jwk import KeySet, RSAKey
 
 from proxy.errors import TokenInvalid
-from proxy.keys import PROVIDER
+from proxy.keys import PROVIDERS
 from proxy.oidc.discovery import JWKS_MIN_REFRESH, JWKS_RETRY_FIRST, Provider
 from proxy.oidc.tokens import verify_logout_token
 from tests.conftest import ProxyFactory, RunningProxy
@@ -320,7 +320,7 @@ async def flaky_proxy(
         issuer=flaky.issuer, upstream=upstream, as_deployed=True, api={"accept_bearer": True}
     )
     clock = Clock()
-    monkeypatch.setattr(proxy.app[PROVIDER], "_clock", clock)
+    monkeypatch.setattr(proxy.app[PROVIDERS].default.discovery, "_clock", clock)
     return proxy, clock
 
 

@@ -52,6 +52,10 @@ class FakeProvider:
     end_session_posts: list[dict[str, str]] = field(default_factory=list)
     end_session_status: int = 204
     revocations: list[dict[str, str]] = field(default_factory=list)
+    send_iss: bool = False
+    """Name the issuer in the authorization response (RFC 9207), as Keycloak does."""
+    honour_acr: bool = False
+    """Step-up: the ID token's ``acr`` is the first of the request's ``acr_values``, if any."""
     jwks_requests: int = 0
     access_token_jwt: bool = False
     """Issue access tokens as signed JWTs (Keycloak's shape: ``typ: Bearer``, ``azp``, roles) instead
@@ -142,7 +146,8 @@ class FakeProvider:
         q = request.query
         code = secrets.token_urlsafe(16)
         self.codes[code] = dict(q)
-        target = q["redirect_uri"] + "?" + urlencode({"code": code, "state": q["state"]})
+        answer = {"code": code, "state": q["state"], **({"iss": self.issuer} if self.send_iss else {})}
+        target = q["redirect_uri"] + "?" + urlencode(answer)
         raise web.HTTPFound(target)
 
     async def token(self, request: web.Request) -> web.Response:
@@ -175,7 +180,9 @@ class FakeProvider:
             nonce = "not-the-nonce"
         elif self.token_mode == "wrong_aud":
             overrides = {"aud": "someone-else", "azp": "someone-else"}
-        elif self.token_mode == "expired":
+        if self.honour_acr and start.get("acr_values"):
+            overrides["acr"] = start["acr_values"].split()[0]
+        if self.token_mode == "expired":
             overrides = {"iat": int(time.time()) - 4000, "exp": int(time.time()) - 3000}
         id_token = self.id_token(nonce, access, **overrides)
         if self.token_mode == "bad_signature":

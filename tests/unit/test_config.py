@@ -440,7 +440,7 @@ def test_yaml_that_is_not_a_mapping(write_config: WriteConfig, text: str) -> Non
 
 
 def test_empty_yaml_file_means_no_settings(write_config: WriteConfig) -> None:
-    with pytest.raises(ConfigError, match="provider: required key is missing"):
+    with pytest.raises(ConfigError, match="required key is missing"):
         load_settings(write_config(""))
 
 
