@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # zitadel-op.sh - a second, non-Keycloak OpenID provider for the tests: the example OP of the Go
 # library zitadel/oidc (github.com/zitadel/oidc/v3/example/server), built once from the Go module proxy
-# with `go install` and started on 127.0.0.1-reachable ports. See docs/provider-zitadel-notes.md.
+# with `go install` and started on 127.0.0.1-reachable ports. See docs/providers.md (zitadel/oidc's example OP).
 #
 #   scripts/zitadel-op.sh build    build once into the cache (no-op when the binary is there); prints its path
 #   scripts/zitadel-op.sh start    idempotent: build if needed, start on ZO_PORT, wait for discovery;

@@ -50,7 +50,7 @@ class AuthorizationConfig(_Section):
     require_verified_email: bool = False
     """Email rules see an address only when the provider says ``email_verified: true``. Off, only an
     explicit false hides it; turn it on for providers that leave the claim out when it is false
-    (zitadel/oidc does, docs/provider-zitadel-notes.md)."""
+    (zitadel/oidc does, docs/providers.md)."""
     skip_auth_routes: list[str] = []
     """``METHOD=regex`` or ``regex``: requests that reach the upstream without a session and without
     identity headers. Searched in the decoded, normalised path; anchor them (``^/health$``)."""

@@ -46,7 +46,7 @@ Token = Annotated[str, AfterValidator(_token)]
 
 
 class CorsConfig(_Section):
-    """Cross-origin requests from browsers (docs/cors.md). No origins: no CORS handling here."""
+    """Cross-origin requests from browsers (docs/security.md#cors). No origins: no CORS handling here."""
 
     allowed_origins: list[Annotated[str, AfterValidator(_origin_entry)]] = []
     """Exact origins (``https://app.example.com``), patterns (``https://*.example.com``: any

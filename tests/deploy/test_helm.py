@@ -213,6 +213,21 @@ def test_deployment_mode_keeps_the_configured_upstreams_and_auth_only_mode(helm:
     assert "upstreams" not in auth_only
 
 
+def test_trusted_proxies_name_the_ingress_not_every_peer(helm: Path) -> None:
+    """The default believes forwarding headers from the Pod network only; the deprecated
+    trust_forwarded_headers (every peer) next to it fails at render time, as the proxy would refuse
+    it at start-up, and still renders alone for a values file that lifts trusted_proxies."""
+    server = config_of(render(helm))["server"]
+    assert server["trusted_proxies"] == ["10.0.0.0/8"]
+    assert "trust_forwarded_headers" not in server
+    done = run_helm(helm, "template", "rel", ".", "--set", "config.server.trust_forwarded_headers=true")
+    assert done.returncode != 0
+    assert "config.server.trust_forwarded_headers is deprecated" in done.stderr, done.stderr
+    old = config_of(render(helm, "--set", "config.server.trust_forwarded_headers=true",
+                           "--set", "config.server.trusted_proxies=null"))["server"]  # fmt: skip
+    assert old["trust_forwarded_headers"] is True and "trusted_proxies" not in old
+
+
 def test_redis_password_and_url_come_from_existing_secrets(helm: Path, tmp_path: Path) -> None:
     _, container = proxy_container(render(helm, *VALUES["full"]))
     env = container["env"]
@@ -251,6 +266,7 @@ def test_service_monitor(helm: Path) -> None:
         ("autoscaling.enabeld=true", "enabeld"),
         ("replicas=2", "replicas"),
         ("containerPort=70000", "/containerPort"),
+        ("config.server.trusted_proxies=10.0.0.0/8", "/config/server/trusted_proxies"),  # a list
     ],
 )
 def test_values_schema_refuses_bad_values(helm: Path, setting: str, message: str) -> None:

@@ -356,7 +356,7 @@ def test_services_in_front_of_the_proxy_expose_only_its_port(recipe: Recipe) -> 
 def test_sidecar_proxies_to_the_app_in_its_pod() -> None:
     (proxy,) = proxy_pods(Recipe.load("sidecar"))
     assert proxy.config["upstreams"] == [{"prefix": "/", "url": "http://127.0.0.1:8080"}]
-    assert proxy.config["server"]["trust_forwarded_headers"] is True
+    assert proxy.config["server"]["trusted_proxies"] == ["10.0.0.0/8"]  # the ingress controller's Pods
     others = [c for c in proxy.pod["spec"]["containers"] if c is not proxy.container]
     assert [c["image"] for c in others] == ["ghcr.io/example/app:1.0"]
     assert not any(c.get("ports") for c in others), "the app listens on the loopback only"
@@ -366,7 +366,7 @@ def test_ingress_nginx_proxy_is_auth_only() -> None:
     recipe = Recipe.load("ingress-nginx")
     (proxy,) = proxy_pods(recipe)
     assert "upstreams" not in proxy.config
-    assert proxy.config["server"]["trust_forwarded_headers"] is True
+    assert proxy.config["server"]["trusted_proxies"] == ["10.0.0.0/8"]  # the Pod network
     deployment = next(d for d in recipe.of_kind("Deployment") if d["spec"]["template"] is proxy.pod)
     assert deployment["spec"]["replicas"] == 2
 
@@ -464,8 +464,10 @@ def test_shipped_config_is_valid(text: str, tmp_path: Path) -> None:
     settings = load_shipped(text, tmp_path)  # a ConfigError names every bad key
     assert settings.session.store == "redis"
     assert settings.server.port == 4180
+    assert not settings.server.trust_forwarded_headers, "deprecated: trusted_proxies names the front"
     if settings.provider.issuer_url.startswith("https://"):  # a real deployment behind a proxy
-        assert settings.server.trust_forwarded_headers
+        assert settings.server.trusted_proxies
+        assert not any(n.prefixlen == 0 for n in settings.server.trusted_networks), "not every peer"
         assert settings.cookie.secure
         assert settings.provider.client_secret_file is not None and settings.cookie.secret_file is not None
 

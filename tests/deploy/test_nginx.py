@@ -30,7 +30,7 @@ async def proxy(make_proxy: ProxyFactory, keycloak: Keycloak, redis_url: str) ->
     # Auth-only: no upstreams; nginx tells the proxy the original request (as the recipe's comment says).
     return await make_proxy(
         issuer=keycloak.issuer,
-        server={"trust_forwarded_headers": True},
+        server={"trusted_proxies": ["127.0.0.1/32"]},
         session={"store": "redis", "redis_url": redis_url},
         auth_request={"front": "nginx"},
     )

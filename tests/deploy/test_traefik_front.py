@@ -49,7 +49,7 @@ async def site(
 ) -> AsyncIterator[tuple[int, list[bytes]]]:
     proxy = await make_proxy(
         issuer=fake_provider.issuer,
-        server={"trust_forwarded_headers": True},
+        server={"trusted_proxies": ["127.0.0.1/32"]},
         authorization={"skip_auth_routes": PUBLIC},
         auth_request={"front": "traefik"},
     )

@@ -75,7 +75,7 @@ async def test_claims_to_headers_on_the_proxy_path(
 @pytest.fixture
 async def auth_only(make_proxy: ProxyFactory, realm: Keycloak, redis_url: str) -> RunningProxy:
     return await make_proxy(
-        issuer=realm.issuer, server={"trust_forwarded_headers": True},
+        issuer=realm.issuer, server={"trusted_proxies": ["127.0.0.1/32"]},
         session={"store": "redis", "redis_url": redis_url}, auth_request={"front": "nginx"},
     )  # fmt: skip
 

@@ -1,9 +1,9 @@
 """The core flows against a second, non-Keycloak provider: zitadel/oidc's example OP (a Go library's
 OpenID provider), with the real Redis and the real nginx. What differs from Keycloak, and how the
 proxy adapts through discovery and configuration (never by provider name), is in
-docs/provider-zitadel-notes.md: profile claims only at the UserInfo endpoint, encrypted (opaque)
-access tokens, no ``sid``, refresh tokens only with ``offline_access``, no registered
-post-logout redirect URI."""
+docs/providers.md (zitadel/oidc's example OP): profile claims only at the UserInfo endpoint,
+encrypted (opaque) access tokens, no ``sid``, refresh tokens only with ``offline_access``, no
+registered post-logout redirect URI."""
 
 from __future__ import annotations
 
@@ -261,7 +261,7 @@ async def test_its_access_tokens_are_opaque_so_bearer_access_is_refused(
 async def auth_only(make_proxy: ProxyFactory, zitadel_op: ZitadelOP, redis_url: str) -> RunningProxy:
     return await make_proxy(
         **zitadel_op.provider_config(),
-        server={"trust_forwarded_headers": True},
+        server={"trusted_proxies": ["127.0.0.1/32"]},
         session={"store": "redis", "redis_url": redis_url},
         auth_request={"front": "nginx"},
     )

@@ -8,7 +8,7 @@ by the same keys, so what may pass is narrowed three ways:
 - every other check stays: signature, ``iss``, ``aud``, ``exp``, ``sub``, a ``typ`` claim other than
   ``Bearer``, a header ``typ`` other than ``JWT``/``at+jwt``, an ``events`` claim (logout tokens).
 
-Residual risk (also in docs/provider-zitadel-notes.md): an ID
+Residual risk (also in docs/providers.md): an ID
 token issued to a client named in ``api.audiences`` with none of those four claims would pass; don't
 list in ``api.audiences`` a client that signs users in.
 """

@@ -116,7 +116,7 @@ async def fronted(
         issuer=fake_provider.issuer,
         upstream=ws_upstream[1],
         as_deployed=True,
-        server={"trust_forwarded_headers": True},
+        server={"trusted_proxies": ["127.0.0.1/32"]},
         api={"accept_bearer": True},
         authorization={"skip_auth_routes": ["^/public/"]},
     )

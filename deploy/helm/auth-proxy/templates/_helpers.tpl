@@ -40,6 +40,9 @@ secret files, the Redis store, and the sidecar's upstream).
 {{- define "auth-proxy.config" -}}
 {{- $cfg := deepCopy (.Values.config | default dict) -}}
 {{- $server := get $cfg "server" | default dict -}}
+{{- if and (get $server "trust_forwarded_headers") (get $server "trusted_proxies") -}}
+{{- fail "config.server.trust_forwarded_headers is deprecated and the proxy refuses it next to config.server.trusted_proxies (set by default): list your ingress controller's addresses in trusted_proxies instead (or set trusted_proxies to null to keep the old key)" -}}
+{{- end -}}
 {{- $_ := set $server "listen" (printf "0.0.0.0:%d" (int .Values.containerPort)) -}}
 {{- $_ = set $cfg "server" $server -}}
 {{- $provider := get $cfg "provider" | default dict -}}
