@@ -20,7 +20,7 @@ import aiohttp
 from yarl import URL
 
 from .config import UpstreamConfig
-from .config.access import file_root, static_status
+from .config.upstreams import file_root, static_status
 from .cors import CorsPolicy
 from .paths import READERS, canonical_path, fold_case, is_plain, readings
 from .rewrite import Rewrite

@@ -23,13 +23,13 @@ from .access import (
     HeadersConfig,
     LogoutConfig,
     PagesConfig,
-    UpstreamConfig,
     WebSocketConfig,
 )  # fmt: skip
 from .cors import CorsConfig
 from .fields import Duration, parse_duration
 from .providers import DEFAULT_PROVIDER, PassThrough, check_providers
 from .sections import CookieConfig, ProviderConfig, ServerConfig, SessionConfig
+from .upstreams import UpstreamConfig
 
 __all__ = [
     "ApiConfig", "AuthorizationConfig", "ConfigError", "CorsConfig", "CookieConfig", "Duration",

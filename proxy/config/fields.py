@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from ..claims import check_path
+from ..trusted_proxies import parse_network
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -93,5 +94,15 @@ def _claim_paths(values: list[str]) -> list[str]:
 
 
 Names = Annotated[list[str], AfterValidator(_names)]
+
+
+def _cidrs(values: list[str]) -> list[str]:
+    for value in values:
+        parse_network(value)  # ValueError names the entry
+    return values
+
+
+Cidrs = Annotated[list[str], AfterValidator(_cidrs)]
+"""CIDRs or single addresses (``server.trusted_proxies``, ``upstreams[].trusted_ips``)."""
 Emails = Annotated[list[str], AfterValidator(_emails)]
 Domains = Annotated[list[str], AfterValidator(_domains)]

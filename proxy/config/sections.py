@@ -18,7 +18,7 @@ from pydantic_settings import (
 )
 
 from ..trusted_proxies import ForwardedHeader, Network, parse_network
-from .fields import Duration, _read_secret, _Section
+from .fields import Cidrs, Duration, _read_secret, _Section
 from .providers import ProviderConfig
 from .redis_url import parse_redis_url
 from .tls import RedisTlsConfig, TlsVersion, check_cert_pair
@@ -33,7 +33,7 @@ class ServerConfig(_Section):
     """host:port to listen on."""
     proxy_prefix: str = "/oauth"
     """All of the proxy's own endpoints live under it."""
-    trusted_proxies: list[str] = []
+    trusted_proxies: Cidrs = []
     """CIDRs (or addresses) of the front proxies whose forwarding headers are believed: the client is
     the right-most address of server.forwarded_header that is not one of these (proxy/trusted_proxies.py).
     Empty: the TCP peer is the client and every forwarding header is ignored."""
@@ -93,13 +93,6 @@ class ServerConfig(_Section):
         if self.metrics_listen is not None and self.metrics_listen == self.listen:
             raise ValueError("metrics_listen must differ from listen (null serves /metrics on listen)")
         return self
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _proxies(cls, values: list[str]) -> list[str]:
-        for value in values:
-            parse_network(value)  # ValueError names the entry
-        return values
 
     @model_validator(mode="after")
     def _trust(self) -> ServerConfig:
